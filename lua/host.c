@@ -185,18 +185,31 @@ lua_State *lumu_newstate(void)
  * ------------------------------------------------------------------------- */
 
 static lua_State *volatile s_interruptible; /* state running lumu_docall */
+static volatile sig_atomic_t s_interrupted;  /* Ctrl-C seen, not yet handled */
 static int s_docall_depth;
+
+int lumu_interrupted(void)
+{
+    return s_interrupted != 0;
+}
+
+void lumu_clear_interrupt(void)
+{
+    s_interrupted = 0;
+}
 
 static void l_stop(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
+    s_interrupted = 0;
     luaL_error(L, "interrupted!");
 }
 
 static void l_action(int sig)
 {
     signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+    s_interrupted = 1;
     lua_State *L = s_interruptible;
     if (L)
         lua_sethook(L, l_stop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -228,6 +241,7 @@ int lumu_docall(lua_State *L, int narg, int nres)
     if (--s_docall_depth == 0) {
         signal(SIGINT, prev_handler == SIG_ERR ? SIG_DFL : prev_handler);
         lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late */
+        s_interrupted = 0;
     } else if (prev) {
         signal(SIGINT, l_action); /* re-arm for the outer call */
     }

@@ -57,6 +57,13 @@ void lumu_openlibs(lua_State *L, int noenv);
  * of the call.  Same results as lua_pcall. */
 int lumu_docall(lua_State *L, int narg, int nres);
 
+/* True after Ctrl-C during lumu_docall until the "interrupted!" error is
+ * raised.  The hook only fires in the thread that called lumu_docall, so C
+ * code that blocks or runs coroutines (the http poller) checks this flag and
+ * raises luaL_error(L, "interrupted!") itself, after lumu_clear_interrupt(). */
+int lumu_interrupted(void);
+void lumu_clear_interrupt(void);
+
 /* Message handler that appends a traceback (lua.c msghandler). */
 int lumu_msghandler(lua_State *L);
 
