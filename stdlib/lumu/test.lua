@@ -240,19 +240,24 @@ local function lookup(name)
   return nil
 end
 
-local function make_assert(negated)
+local function make_assert(negated, bound)
   return setmetatable({}, {
     __index = function(_, key)
-      if FILLERS[key] then return make_assert(negated) end
-      if NEGATIONS[key] then return make_assert(not negated) end
+      if FILLERS[key] then return make_assert(negated, bound) end
+      if NEGATIONS[key] then return make_assert(not negated, bound) end
+      if (key == "spy" or key == "stub") and not bound then
+        -- assert.spy(s).was.called(2)
+        return function(s) return make_assert(negated, { s }) end
+      end
       local c, neg = lookup(key)
       if not c then error("unknown assertion '" .. tostring(key) .. "'", 2) end
       local negate = negated ~= neg
       return function(...)
-        local ok, msg = c(...)
+        local ok, msg
+        if bound then ok, msg = c(bound[1], ...) else ok, msg = c(...) end
         if negate then
           if ok then
-            fail((msg:gsub("^Expected ", "Expected not ", 1)) , 2)
+            fail((msg:gsub("^Expected ", "Expected not ", 1)), 2)
           end
         elseif not ok then
           fail(msg, 2)
