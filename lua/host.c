@@ -4,6 +4,7 @@
  */
 #include "host.h"
 #include "embed.h"
+#include "error.h" /* aws/: its allocator hook */
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -36,6 +37,9 @@ typedef union {
 
 void lumu_track_enable(long fail_after)
 {
+    static const aws_allocator aws_alloc = {lumu_malloc, lumu_realloc, lumu_free};
+    if (!s_tracking)
+        aws_set_allocator(&aws_alloc); /* aws/ memory is counted too */
     s_tracking = 1;
     atomic_store(&s_fail_after, fail_after);
 }
