@@ -1,0 +1,64 @@
+--- Shared conventions of lumu's stack generators (mu-compatible).
+--
+-- Every generator module exposes `stacks(model, ctx) -> list of stack
+-- descriptors` where ctx = {namespace=, version=} and a descriptor is
+--   { name = "mu-vpc-acceptance",   -- common.stack_name(...)
+--     kind = "vpc",                 -- mu's `mu:type` value
+--     env = "acceptance" | nil, service = "my-service" | nil,
+--     template = <plain table, e.g. cfn.template(...):to_table()>,
+--     parameters = { Name = "string value", ... },  -- stack parameter values
+--     tags = { ["mu:type"] = "vpc", ... },
+--     depends = { "mu-iam-common", ... },           -- stacks that must exist first
+--     description = "one line for humans" }
+-- Stacks pass values as mu does: a producer exports `<stack>-<Output>`; a
+-- consumer gets the export NAME as a parameter and reads it with
+-- Fn::ImportValue of Fn::Sub "${Param}" (common.import).
+local M = {}
+
+--- mu's CreateStackName: <ns>-<type>-<name1>-<name2>...
+function M.stack_name(ns, kind, ...)
+  assert(type(ns) == "string" and ns ~= "", "stack_name: namespace expected")
+  assert(type(kind) == "string" and kind ~= "", "stack_name: kind expected")
+  local parts = { ns, kind }
+  for i = 1, select("#", ...) do
+    local p = select(i, ...)
+    if p ~= nil and p ~= "" then parts[#parts + 1] = tostring(p) end
+  end
+  return table.concat(parts, "-")
+end
+
+--- The export name of a stack's output: <stack>-<Output>.
+function M.export_name(stack, output)
+  return stack .. "-" .. output
+end
+
+--- Fn::ImportValue of the export whose NAME is in parameter `param`.
+function M.import(param)
+  return { ["Fn::ImportValue"] = { ["Fn::Sub"] = "${" .. param .. "}" } }
+end
+
+--- Stack tags as mu sets them (mu:type, mu:environment, mu:service,
+-- mu:provider, mu:revision, mu:repo) plus mu:version = lumu's version.
+function M.tags(kind, fields)
+  fields = fields or {}
+  local t = { ["mu:type"] = kind, ["mu:version"] = require("lumu.version").version }
+  for _, k in ipairs({ "environment", "service", "provider", "revision", "repo", "name" }) do
+    if fields[k] ~= nil then t["mu:" .. k] = tostring(fields[k]) end
+  end
+  return t
+end
+
+--- Checks and returns a stack descriptor (raises on misuse).
+function M.stack(d)
+  assert(type(d) == "table", "stack: table expected")
+  assert(type(d.name) == "string" and d.name:match("^[A-Za-z][A-Za-z0-9%-]*$") and #d.name <= 128,
+    "stack: invalid stack name " .. tostring(d.name))
+  assert(type(d.kind) == "string", "stack: kind expected")
+  assert(type(d.template) == "table", "stack: template table expected")
+  d.parameters = d.parameters or {}
+  d.tags = d.tags or M.tags(d.kind, { environment = d.env, service = d.service })
+  d.depends = d.depends or {}
+  return d
+end
+
+return M
