@@ -18,6 +18,7 @@ PACKAGES=(
   libcmocka-dev                             # C tests
   python3 python3-botocore                  # local test servers; AWS API models
   lua5.4                                    # the start-up benchmark's reference
+  tmux zsh fish                             # REPL terminal tests, completion script checks
 )
 SANITIZER_PACKAGES=(dpkg-dev)               # apt-get source for an APICHECK Lua
 

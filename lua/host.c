@@ -166,6 +166,48 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return np;
 }
 
+/* Warnings (lauxlib's scheme): off until "@on" (the -W switch); a message
+ * may come in pieces (tocont). */
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_on(void *ud, const char *msg, int tocont);
+static void warn_cont(void *ud, const char *msg, int tocont);
+
+static int warn_control(lua_State *L, const char *msg, int tocont)
+{
+    if (tocont || *msg++ != '@')
+        return 0;
+    if (strcmp(msg, "off") == 0)
+        lua_setwarnf(L, warn_off, L);
+    else if (strcmp(msg, "on") == 0)
+        lua_setwarnf(L, warn_on, L);
+    return 1;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont)
+{
+    warn_control((lua_State *)ud, msg, tocont);
+}
+
+static void warn_cont(void *ud, const char *msg, int tocont)
+{
+    lua_State *L = ud;
+    fputs(msg, stderr);
+    if (tocont) {
+        lua_setwarnf(L, warn_cont, L);
+    } else {
+        fputs("\n", stderr);
+        lua_setwarnf(L, warn_on, L);
+    }
+}
+
+static void warn_on(void *ud, const char *msg, int tocont)
+{
+    if (warn_control((lua_State *)ud, msg, tocont))
+        return;
+    fputs("Lua warning: ", stderr);
+    warn_cont(ud, msg, tocont);
+}
+
 static int l_panic(lua_State *L)
 {
     const char *msg = lua_tostring(L, -1);
@@ -179,7 +221,7 @@ lua_State *lumu_newstate(void)
     lua_State *L = lua_newstate(l_alloc, NULL);
     if (L) {
         lua_atpanic(L, l_panic);
-        lua_setwarnf(L, NULL, NULL); /* off until -W, set by luaL_openlibs' state */
+        lua_setwarnf(L, warn_off, L); /* off until -W */
     }
     return L;
 }
@@ -191,6 +233,7 @@ lua_State *lumu_newstate(void)
 static lua_State *volatile s_interruptible; /* state running lumu_docall */
 static volatile sig_atomic_t s_interrupted;  /* Ctrl-C seen, not yet handled */
 static int s_docall_depth;
+static void (*s_outer_handler)(int) = SIG_DFL; /* SIGINT before the outermost call */
 
 int lumu_interrupted(void)
 {
@@ -237,17 +280,19 @@ int lumu_docall(lua_State *L, int narg, int nres)
     lua_pushcfunction(L, lumu_msghandler);
     lua_insert(L, base);
     lua_State *prev = s_interruptible;
-    void (*prev_handler)(int) = SIG_DFL;
     s_interruptible = L;
+    /* Arm on every call: a Ctrl-C caught by an outer call resets SIGINT to
+     * the default, and the next nested chunk must still be interruptible. */
+    void (*prev_handler)(int) = signal(SIGINT, l_action);
     if (s_docall_depth++ == 0)
-        prev_handler = signal(SIGINT, l_action);
+        s_outer_handler = prev_handler == SIG_ERR ? SIG_DFL : prev_handler;
     int status = lua_pcall(L, narg, nres, base);
     if (--s_docall_depth == 0) {
-        signal(SIGINT, prev_handler == SIG_ERR ? SIG_DFL : prev_handler);
+        signal(SIGINT, s_outer_handler);
         lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late */
         s_interrupted = 0;
-    } else if (prev) {
-        signal(SIGINT, l_action); /* re-arm for the outer call */
+    } else {
+        signal(SIGINT, l_action); /* the outer call stays interruptible */
     }
     s_interruptible = prev;
     lua_remove(L, base);

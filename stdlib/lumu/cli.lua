@@ -1,7 +1,11 @@
 --- lumu's command line: a table-driven dispatcher.
 --
 -- Commands are modules registered by name (`cli.register`); each returns a
--- table `{summary=, usage=, help=, options=, run=function(ctx, args)}`.
+-- table `{summary=, usage=, help=, options=, run=function(ctx, args, opts)}`.
+-- `options` is a list of `{"-o", "--output", arg="FORMAT", desc=, multi=,
+-- choices={...}, files=false}` (choices and files feed shell completion);
+-- `complete = {...}` lists words completed for positional arguments; `raw =
+-- true` passes the arguments unparsed.  Every command accepts -h/--help.
 -- `run` returns nothing/true/0 on success, an integer exit code, or
 -- `nil, message, exitcode` for an expected failure (printed as
 -- `lumu: message`).  Anything it raises is an internal error (exit 3, with a
@@ -91,10 +95,16 @@ end
 -- spec: list of `{"-o", "--output", arg="DIR", desc="...", multi=true}`.
 -- Returns `opts, positional` or `nil, message`.  `--` ends options; long
 -- options take `--name=value` or `--name value`.
+local HELP_OPTION = { "-h", "--help", desc = "show this command's help" }
+
 function M.parse(spec, args, first)
   local byname = {}
   for _, o in ipairs(spec or {}) do
     for _, n in ipairs(o) do byname[n] = o end
+  end
+  if not byname["--help"] then
+    byname["--help"] = HELP_OPTION
+    if not byname["-h"] then byname["-h"] = HELP_OPTION end
   end
   local opts, pos = {}, {}
   local i = first or 1
@@ -147,6 +157,7 @@ local function dispatch(ctx, cmd, args)
   local opts, pos
   if cmd.raw then -- the command parses its own arguments (`run`)
     opts, pos = {}, args
+    if args[1] == "-h" or args[1] == "--help" then opts.help = true end
   else
     opts, pos = M.parse(cmd.options, args)
   end
@@ -155,7 +166,7 @@ local function dispatch(ctx, cmd, args)
     return M.EXIT.usage
   end
   if opts.help then
-    return require("lumu.cli.help").run(ctx, { cmd.name })
+    return require("lumu.cli.help").run(ctx, { cmd.name }) or M.EXIT.ok
   end
   local res = table.pack(host.docall(cmd.run, ctx, pos, opts, args))
   if not res[1] then
@@ -203,7 +214,7 @@ function M.main(argv, boot)
     elseif a == "--no-color" then
       ctx.no_color = true
     elseif a == "-h" or a == "--help" then
-      return dispatch(ctx, M.command("help"), {})
+      return dispatch(ctx, M.command("help"), argv[i + 1] and { argv[i + 1] } or {})
     elseif a == "--version" then
       return dispatch(ctx, M.command("version"), {})
     elseif LUA_SWITCHES[a] then
@@ -229,7 +240,11 @@ function M.main(argv, boot)
 
   local a = argv[i]
   if a ~= nil and #switches == 0 and a:sub(1, 1) ~= "-" then
-    local cmd = M.command(a)
+    local ok, cmd = pcall(M.command, a)
+    if not ok then
+      M.errorf("internal error: command '%s' failed to load: %s", a, M.message(cmd, ctx.debug))
+      return M.EXIT.internal
+    end
     if cmd then
       local rest = table.move(argv, i + 1, #argv, 1, {})
       return dispatch(ctx, cmd, rest)

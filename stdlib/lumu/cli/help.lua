@@ -4,6 +4,9 @@ local cli = require "lumu.cli"
 local M = {
   summary = "show help for lumu or one of its commands",
   usage = "lumu help [COMMAND]",
+  options = {
+    { "-h", "--help", desc = "this help" },
+  },
 }
 
 local function option_lines(cmd)
@@ -30,7 +33,7 @@ function M.run(_, args)
     if cmd.help then w:write("\n", cmd.help, "\n") end
     local lines = option_lines(cmd)
     if #lines > 0 then w:write("\nOptions:\n", table.concat(lines, "\n"), "\n") end
-    return
+    return 0 -- an exit code: `lumu CMD --help` returns this as is
   end
   w:write([[
 lumu: describe and run an AWS delivery platform as Lua scripts.
@@ -54,6 +57,7 @@ Global flags:
 Exit codes: 0 ok, 1 failure, 2 usage or config error, 3 internal error,
 130 interrupted.  'lumu help COMMAND' shows a command's options.
 ]])
+  return 0
 end
 
 return M

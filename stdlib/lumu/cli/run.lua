@@ -57,34 +57,40 @@ local function run_init(ctx)
   end
   return docall(ctx, load(init, "=" .. name))
 end
+M.run_init = run_init
 
 local function print_version()
   io.stdout:write(string.format("lumu %s (%s)\n", require("lumu.version").version, _VERSION))
+  io.stdout:flush()
 end
 
--- Builds the global `arg` table: arg[0] = script, negative = interpreter and
--- switches, positive = script arguments.
+-- Builds the global `arg` table the way lua.c's createargtable does:
+-- arg[0] = script, negative = interpreter and switches, positive = script
+-- arguments; without a script (script == nil) arg[0] is the program name and
+-- every argument is positive.
 local function make_arg(argv, script)
+  script = script or 0
   local t = {}
   for i = 0, #argv do t[i - script] = argv[i] end
   return t
 end
+M.make_arg = make_arg
 
+-- Runs the script: argv[script] is its name ("-" = stdin, unless it came
+-- after "--"); `...` are the positive entries of the global `arg` table as
+-- it is now (LUA_INIT and -e may have changed it, as with lua.c).
 local function run_script(ctx, argv, script)
   local path = argv[script]
-  if path == "--" then
-    script = script + 1
-    path = argv[script]
-    if path == nil then return nil end
-  end
-  _G.arg = make_arg(argv, script)
   local fn, err
-  if path == "-" then
-    fn, err = load(io.stdin:read("a"), "=stdin")
+  if path == "-" and argv[script - 1] ~= "--" then
+    fn, err = loadfile(nil) -- stdin, chunk name "=stdin", '#' line skipped
   else
     fn, err = loadfile(path)
   end
-  return docall(ctx, fn, err, table.unpack(argv, script + 1))
+  if not fn then return report(ctx, err) end
+  local args = _G.arg
+  if type(args) ~= "table" then return report(ctx, "'arg' is not a table") end
+  return docall(ctx, fn, nil, table.unpack(args, 1, #args))
 end
 
 local function stdin_is_tty()
@@ -94,39 +100,44 @@ end
 --- lua.c's main flow.  Returns the exit code.
 function M.luamain(ctx)
   local argv, script = ctx.argv, ctx.script_index
+  if argv[script] == "--" then script = script + 1 end -- lua.c: script follows '--'
+  if argv[script] == nil then script = nil end
   local has = {}
   for _, s in ipairs(ctx.switches) do has[s[1]] = true end
-  if has["-W"] then host.setwarn(true) end
-  if has["-v"] then print_version() end
+  if has["-v"] or has["-i"] then print_version() end -- lua.c: -i implies -v
+  _G.arg = make_arg(argv, script) -- before LUA_INIT, like lua.c
   local code = run_init(ctx)
   if code then return code end
-  _G.arg = make_arg(argv, argv[script] ~= nil and script or 0) -- lua.c: no script, arg[0] = progname
   for _, s in ipairs(ctx.switches) do
     if s[1] == "-e" then
       code = docall(ctx, load(s[2], "=(command line)"))
     elseif s[1] == "-l" then
       local g, mod = s[2]:match("^([^=]+)=(.+)$")
       g, mod = g or s[2], mod or s[2]
-      code = docall(ctx, function()
-        _G[g] = require(mod)
-      end)
+      local ok, res = host.docall(require, mod) -- called directly: no position in its errors
+      if ok then
+        _G[g] = res
+      else
+        code = report(ctx, res)
+      end
+    elseif s[1] == "-W" then
+      host.setwarn(true) -- in order, like lua.c's runargs
     end
     if code then return code end
   end
-  if argv[script] ~= nil then
+  if script then
     code = run_script(ctx, argv, script)
     if code then return code end
-  elseif not (has["-e"] or has["-v"] or has["-i"] or has["-l"]) then
-    if stdin_is_tty() then
-      print_version()
-      has["-i"] = true
-    else
-      code = run_script(ctx, { [0] = argv[0], "-" }, 1)
-      if code then return code end
-    end
   end
   if has["-i"] then
     return require("lumu.repl").run(ctx)
+  elseif not script and not (has["-e"] or has["-v"]) then
+    if stdin_is_tty() then
+      print_version()
+      return require("lumu.repl").run(ctx)
+    end
+    code = docall(ctx, loadfile(nil)) -- the script on stdin
+    if code then return code end
   end
   return cli.EXIT.ok
 end

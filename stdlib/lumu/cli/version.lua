@@ -5,7 +5,8 @@ return {
   summary = "print lumu's version",
   usage = "lumu version [--output text|json]",
   options = {
-    { "-o", "--output", arg = "FORMAT", desc = "text (default) or json" },
+    { "-o", "--output", arg = "FORMAT", choices = { "text", "json" }, desc = "text (default) or json" },
+    { "-h", "--help", desc = "this help" },
   },
   run = function(_, _, opts)
     local fmt = opts.output or "text"
