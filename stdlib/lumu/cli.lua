@@ -27,6 +27,7 @@ M.commands = {
   repl = "lumu.cli.repl",
   completion = "lumu.cli.completion",
   test = "lumu.cli.test",
+  validate = "lumu.cli.validate",
 }
 M.aliases = {}
 

@@ -1,0 +1,393 @@
+--- The mu.yml schema as data: every key, its type, default, enum and check.
+--
+-- Internal to lumu.config (see docs/model.md for the contract).  Node kinds:
+--   {t="string", enum=, check=, warn=, normalize=, default=}
+--   {t="int", min=, max=, default=}      integers; numeric strings accepted
+--   {t="bool", default=}                 true/false; "true"/"yes"/"on"... accepted
+--   {t="list", of=node}                  defaults to an empty list
+--   {t="map", of=node, key=check}        free keys (env names, versions, ...)
+--   {t="record", fields={...}, aliases=, fill=true|false}
+--        fill=true: created with defaults when absent; false: stays nil
+--   {t="any"}                            copied as given (template fragments)
+--   {t="envvalue"}                       service.environment value
+--   {t="skip"}                           handled by the builder itself
+--   {t="open", required=, check_name=}   a mapping kept as given (deep copy)
+--        plus _where/_path/_keys; its fields are checked by a generator
+-- Checks return an error message (string) or nil; `warn` returns a warning.
+local M = {}
+
+-- ---------------------------------------------------------------------------
+-- Value checks
+-- ---------------------------------------------------------------------------
+
+local function quote(s)
+  s = tostring(s)
+  if #s > 60 then s = s:sub(1, 57) .. "..." end
+  return "'" .. s:gsub("[%c\128-\255]", "?") .. "'"
+end
+M.quote = quote
+
+function M.name(max)
+  max = max or 63
+  return function(v)
+    if v == "" then return "must not be empty" end
+    if not v:match("^[%w%-]+$") then
+      return "must contain only letters, digits and dashes, got " .. quote(v)
+    end
+    if #v > max then
+      return string.format("must be at most %d characters, got %d (%s)", max, #v, quote(v))
+    end
+  end
+end
+
+function M.namespace(v)
+  local e = M.name(63)(v)
+  if e then return e end
+  if not v:match("^%a") then return "must start with a letter (stack names do), got " .. quote(v) end
+end
+
+function M.cidr(v)
+  local a, b, c, d, n = v:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/(%d+)$")
+  if not a then return "expected an IPv4 CIDR like 10.0.0.0/16, got " .. quote(v) end
+  for _, o in ipairs({ a, b, c, d }) do
+    if #o > 3 or tonumber(o) > 255 then return "octet out of range in CIDR " .. quote(v) end
+  end
+  if #n > 2 or tonumber(n) > 32 then return "prefix length must be 0-32 in CIDR " .. quote(v) end
+end
+
+-- arn:<partition>:iam::<12 digits>:role/<path/name>, at most 95 characters (mu's rule).
+function M.role_arn(v)
+  if #v > 95 or not v:match("^arn:aws[%w%-]*:iam::%d%d%d%d%d%d%d%d%d%d%d%d:role/[%w+=,.@_/%-]+$") then
+    return "expected an IAM role ARN like arn:aws:iam::123456789012:role/name (at most 95 characters), got "
+      .. quote(v)
+  end
+end
+
+-- roles.instance: mu passes it on as an instance profile ARN; accept both forms.
+function M.role_or_profile_arn(v)
+  if v:match("^arn:aws[%w%-]*:iam::%d%d%d%d%d%d%d%d%d%d%d%d:instance%-profile/[%w+=,.@_/%-]+$") then return nil end
+  return M.role_arn(v)
+end
+
+function M.kms_warn(v)
+  local head = "^arn:aws[%w%-]*:kms:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:"
+  if not (v:match(head .. "key/.+$") or v:match(head .. "alias/.+$")) then
+    return "does not look like a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID): "
+      .. quote(v) .. " is kept as given and will fail at deploy time"
+  end
+end
+
+function M.prefixed(prefix)
+  return function(v)
+    if not v:match("^" .. prefix:gsub("%-", "%%-") .. "%w+$") then
+      return string.format("expected an id like %sxxxxxxxx, got %s", prefix, quote(v))
+    end
+  end
+end
+
+function M.instance_type(v)
+  if not v:match("^[%l%d%-]+%.[%l%d%-]+$") then
+    return "expected an instance type like t3.micro, got " .. quote(v)
+  end
+end
+
+function M.db_instance_class(v)
+  if not v:match("^db%.[%l%d%-]+%.[%l%d%-]+$") then
+    return "expected a DB instance class like db.t2.small, got " .. quote(v)
+  end
+end
+
+function M.db_name(v)
+  if not v:match("^%a[%w_]*$") or #v > 63 then
+    return "must start with a letter and contain only letters, digits and underscores (at most 63), got "
+      .. quote(v)
+  end
+end
+
+function M.hostname(v)
+  if not v:match("^[%w][%w%-%.]*%.?$") or v:find("..", 1, true) then
+    return "expected a DNS name like example.com, got " .. quote(v)
+  end
+end
+
+local URL_CHARS = "^[%w%-%._~:/%?#%[%]@!%$&'%(%)%*%+,;=%%]*$"
+function M.path(v)
+  if v:sub(1, 1) ~= "/" or not v:match(URL_CHARS) then
+    return "expected a URL path starting with '/', got " .. quote(v)
+  end
+end
+
+function M.http_proxy(v)
+  if not v:match("^[%w%-%.]+:%d+$") and not v:match("^https?://[%w%-%.]+:%d+/?$") then
+    return "expected host:port, got " .. quote(v)
+  end
+  local port = tonumber(v:match(":(%d+)/?$"))
+  if port < 1 or port > 65535 then return "port out of range in " .. quote(v) end
+end
+
+function M.email(v)
+  if not v:match("^[^@%s]+@[^@%s]+%.[^@%s]+$") then return "expected an email address, got " .. quote(v) end
+end
+
+function M.schedule_expression(v)
+  if not (v:match("^cron%(.+%)$") or v:match("^rate%(.+%)$")) then
+    return "expected cron(...) or rate(...), got " .. quote(v)
+  end
+end
+
+function M.url(v)
+  if not v:match("^https?://[^%s]+$") then return "expected an http(s) URL, got " .. quote(v) end
+end
+
+function M.no_space(v)
+  if v == "" or v:find("%s") then return "must be non-empty without spaces, got " .. quote(v) end
+end
+
+function M.nonempty(v)
+  if v == "" then return "must not be empty" end
+end
+
+function M.secret_arn(v)
+  if not v:match("^arn:aws[%w%-]*:secretsmanager:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:secret:.+$") then
+    return "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), got "
+      .. quote(v)
+  end
+end
+
+function M.table_name(v)
+  if not v:match("^[%w_%.%-]+$") or #v > 255 then
+    return "must contain only letters, digits, '_', '.' and '-', got " .. quote(v)
+  end
+end
+
+-- ACM certificate: mu wants the id; an ARN is reduced to its id.
+function M.certificate_normalize(v)
+  local id = v:match("^arn:aws[%w%-]*:acm:[%w%-]+:%d+:certificate/(.+)$")
+  return id or v
+end
+
+-- ---------------------------------------------------------------------------
+-- Node constructors
+-- ---------------------------------------------------------------------------
+
+local function S(t) t = t or {}; t.t = "string"; return t end
+local function I(t) t = t or {}; t.t = "int"; return t end
+local function B(default) return { t = "bool", default = default } end
+local function L(of) return { t = "list", of = of } end
+local function MAP(of, t) t = t or {}; t.t = "map"; t.of = of; return t end
+local function R(fields, t) t = t or {}; t.t = "record"; t.fields = fields; if t.fill == nil then t.fill = true end; return t end
+local ROLE = S { check = M.role_arn }
+
+M.S, M.I, M.B, M.L, M.MAP, M.R = S, I, B, L, MAP, R
+
+M.PROVIDERS = { "ecs", "ecs-fargate", "ec2", "eks", "eks-fargate" }
+
+-- §3.2 environments[]
+M.Environment = R({
+  name = S { check = M.name(63), required = true },
+  provider = S { enum = M.PROVIDERS, default = "ecs" },
+  loadbalancer = R {
+    hostedzone = S { check = M.hostname },
+    name = S { check = M.name(32) },
+    certificate = S { check = M.nonempty, normalize = M.certificate_normalize },
+    internal = B(false),
+    accessLogs = R {
+      s3BucketName = S { check = M.no_space },
+      s3Prefix = S { default = "access-logs" },
+    },
+  },
+  cluster = R {
+    instanceType = S { check = M.instance_type }, -- default by provider
+    imageId = S { check = M.prefixed("ami-") },
+    osType = S { enum = { "amazon", "centos7", "windows" }, default = "amazon" },
+    instanceTenancy = S { enum = { "default", "dedicated", "host" }, default = "default" },
+    desiredCapacity = I { min = 0, default = 1 },
+    minSize = I { min = 0, default = 1 },
+    maxSize = I { min = 1 }, -- default by provider
+    keyName = S { check = M.nonempty },
+    sshAllow = S { check = M.cidr, default = "0.0.0.0/0" },
+    targetCPUReservation = I { min = 1, max = 100, default = 75 },
+    targetMemoryReservation = I { min = 1, max = 100, default = 75 },
+    httpProxy = S { check = M.http_proxy },
+    extraUserData = S {},
+  },
+  discovery = R {
+    provider = S {},
+    name = S { check = M.hostname }, -- default <env>.<ns>.local
+  },
+  vpcTarget = R({
+    vpcId = S { check = M.prefixed("vpc-") },
+    instanceSubnetIds = L(S { check = M.prefixed("subnet-") }),
+    elbSubnetIds = L(S { check = M.prefixed("subnet-") }),
+    environment = S { check = M.name(63) },
+    namespace = S { check = M.namespace },
+  }, { fill = false }),
+  roles = R {
+    instance = S { check = M.role_or_profile_arn },
+    eksService = ROLE,
+  },
+}, { name = "environment" })
+
+-- §3.4 pipeline (also catalog.pipelines[].versions.<v>)
+local BUILD_TYPES = { "LINUX_CONTAINER", "WINDOWS_CONTAINER" }
+local COMPUTE = { "BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE" }
+local DEFAULT_IMAGE = "aws/codebuild/ubuntu-base:14.04"
+local TIMEOUT = I { min = 5, max = 480, default = 30 }
+
+M.Pipeline = R({
+  catalog = R({ name = S { check = M.nonempty }, version = S { check = M.nonempty } }, { fill = false }),
+  source = R {
+    provider = S { enum = { "GitHub", "CodeCommit", "S3" }, ci = true },
+    repo = S { check = M.nonempty },
+    branch = S { check = M.no_space },
+  },
+  build = R {
+    disabled = B(false),
+    type = S { enum = BUILD_TYPES, ci = true, default = "LINUX_CONTAINER" },
+    computeType = S { enum = COMPUTE, ci = true, default = "BUILD_GENERAL1_SMALL" },
+    image = S { check = M.no_space, default = DEFAULT_IMAGE },
+    bucket = S { check = M.no_space },
+    timeout = TIMEOUT,
+  },
+  acceptance = R {
+    disabled = B(false),
+    environment = S { check = M.name(63), default = "acceptance" },
+    type = S { enum = BUILD_TYPES, ci = true, default = "LINUX_CONTAINER" },
+    computeType = S { enum = COMPUTE, ci = true, default = "BUILD_GENERAL1_SMALL" },
+    image = S { check = M.no_space, default = DEFAULT_IMAGE },
+    roles = R { codeBuild = ROLE, mu = ROLE },
+    timeout = TIMEOUT,
+  },
+  production = R {
+    disabled = B(false),
+    environment = S { check = M.name(63), default = "production" },
+    roles = R { codeBuild = ROLE, mu = ROLE },
+    timeout = TIMEOUT,
+  },
+  muBaseurl = S { check = M.url, default = "https://github.com/stelligent/mu/releases/download" },
+  muVersion = S { check = M.no_space },
+  kmsKey = S { warn = M.kms_warn },
+  roles = R { pipeline = ROLE, build = ROLE },
+  bucket = S { check = M.no_space },
+  notify = L(S { check = M.email }),
+}, { name = "pipeline", fill = false })
+
+-- §3.5 database fields (top level and environmentConfig.<env>)
+local function database_fields(with_defaults)
+  local function d(v)
+    if with_defaults then return v end
+    return nil
+  end
+  return {
+    name = S { check = M.db_name },
+    engine = S { check = M.no_space, default = d("aurora") },
+    engineMode = S { check = M.no_space, default = d("provisioned") },
+    instanceClass = S { check = M.db_instance_class, default = d("db.t2.small") },
+    allocatedStorage = I { min = 1, max = 65536, default = d(100) },
+    masterUsername = S { check = M.nonempty, default = d("admin") },
+    masterPasswordSSMParam = S { check = M.no_space },
+    kmsKey = S { warn = M.kms_warn },
+    iamAuthentication = B(d(false)),
+    minSize = I { min = 1, max = 384, default = d(2) },
+    maxSize = I { min = 1, max = 384, default = d(256) },
+    secondsUntilAutoPause = I { min = 0, max = 86400, default = d(300) },
+    -- lumu extensions (no mu key; defaults belong to lumu.gen.database)
+    backupRetentionDays = I { min = 0, max = 35 },
+    deletionProtection = B(nil),
+    manageMasterUserPassword = B(nil),
+    masterPasswordSecretArn = S { check = M.secret_arn },
+    serverlessVersion = I { min = 1, max = 2 },
+  }
+end
+M.DATABASE_ALIASES = { autoPauseSeconds = "secondsUntilAutoPause" }
+
+M.DatabaseOverride = R(database_fields(false), { aliases = M.DATABASE_ALIASES, name = "database override" })
+do
+  local f = database_fields(true)
+  f.environmentConfig = MAP(M.DatabaseOverride, { key = M.name(63) })
+  M.Database = R(f, { aliases = M.DATABASE_ALIASES, fill = false, name = "database" })
+end
+
+-- §3.3 service
+M.Service = R({
+  name = S { check = M.name(63) }, -- default: directory name
+  deploymentStrategy = S { enum = { "blue_green", "rolling", "replace" }, ci = true, default = "blue_green" },
+  desiredCount = I { min = 0, default = 2 },
+  minSize = I { min = 0, default = 1 },
+  maxSize = I { min = 0, default = 2 },
+  dockerfile = S { check = M.nonempty, default = "Dockerfile" },
+  imageRepository = S { check = M.no_space },
+  port = I { min = 1, max = 65535, default = 8080 },
+  protocol = S { enum = { "HTTP", "HTTPS" }, ci = true, default = "HTTP" },
+  healthEndpoint = S { check = M.path, default = "/health" },
+  cpu = I { min = 0, default = 10 },
+  memory = I { min = 1, default = 300 },
+  networkMode = S { enum = { "none", "bridge", "awsvpc", "host" }, ci = true }, -- default by provider
+  assignPublicIp = B(false),
+  links = L(S { check = M.nonempty }),
+  environment = MAP({ t = "envvalue" }),
+  pathPatterns = L(S { check = M.nonempty }),
+  hostPatterns = L(S { check = M.nonempty }),
+  priority = I { min = 1, max = 50000 },
+  pipeline = M.Pipeline,
+  database = M.Database,
+  schedules = L(R({
+    name = S { check = M.name(63), required = true },
+    expression = S { check = M.schedule_expression, required = true },
+    command = L(S {}),
+  }, { name = "schedule" })),
+  targetCPUUtilization = I { min = 1, max = 100, default = 75 },
+  discoveryTTL = I { min = 0, max = 2147483647, default = 60 },
+  roles = R {
+    ec2Instance = ROLE, codeDeploy = ROLE, ecsEvents = ROLE,
+    ecsService = ROLE, ecsTask = ROLE, applicationAutoScaling = ROLE,
+  },
+  -- lumu extensions (no mu key; their defaults belong to the generators)
+  secrets = MAP({ t = "envvalue" }),      -- VAR -> ssm:/secretsmanager: reference (lumu.gen.services)
+  dynamodb = L({ t = "open", required = "name", check_name = M.table_name }), -- tables (lumu.gen.dynamodb)
+  logRetentionDays = I { min = 1, max = 3653 },
+  repository = R({
+    scanOnPush = B(nil), immutableTags = B(nil),
+    maxImages = I { min = 1, max = 10000 }, untaggedDays = I { min = 1, max = 3650 },
+  }, { fill = false }),
+}, { name = "service" })
+
+-- §3.1 top level
+M.Extension = R({
+  url = S { check = M.nonempty },
+  image = S { check = M.nonempty },
+}, { name = "extension" })
+
+M.Rbac = R({
+  role = S { enum = { "admin", "view", "deploy" }, ci = true, required = true },
+  environments = L(S { check = M.name(63) }),
+  users = L(S { check = M.nonempty }),
+  services = L(S { check = M.name(63) }),
+}, { name = "rbac binding" })
+
+M.Catalog = R({
+  iamUsers = L(S { check = M.nonempty }),
+  pipelines = L(R({
+    name = S { check = M.name(63), required = true },
+    description = S {},
+    versions = MAP(M.Pipeline, { key = M.no_space }),
+  }, { name = "catalog pipeline" })),
+}, { fill = false, name = "catalog" })
+
+M.Top = R({
+  namespace = S { check = M.namespace },
+  environments = L(M.Environment),
+  service = M.Service, -- mu: one service
+  services = L(M.Service), -- lumu: several
+  templates = { t = "skip" },
+  parameters = { t = "skip" },
+  tags = { t = "skip" },
+  extensions = L(M.Extension),
+  disableIAM = B(false),
+  roles = R { cloudFormation = ROLE },
+  rbac = L(M.Rbac),
+  catalog = M.Catalog,
+}, { name = "config" })
+M.Top.fields.service = setmetatable({ fill = false }, { __index = M.Service })
+
+return M
