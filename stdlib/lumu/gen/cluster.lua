@@ -59,11 +59,7 @@ M.FARGATE_NAMESPACES = { "default", "kube-system", "mu-ingress", "mu-service-*" 
 
 local CIDR_PATTERN = "(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})/(\\d{1,2})"
 
-local function res(t, id, typ, desc, props, opts)
-  opts = opts or {}
-  opts.Metadata = { ["lumu:description"] = desc }
-  return t:resource(id, typ, props, opts)
-end
+local res = common.resource
 
 local function export(name) return cfn.Sub("${AWS::StackName}-" .. name) end
 

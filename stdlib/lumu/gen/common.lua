@@ -48,6 +48,16 @@ function M.tags(kind, fields)
   return t
 end
 
+--- t:resource with a human description in Metadata["lumu:description"]
+-- (shown by deploy progress).  opts are the resource attributes.
+function M.resource(t, id, typ, description, props, opts)
+  opts = opts or {}
+  local meta = opts.Metadata or {}
+  meta["lumu:description"] = description
+  opts.Metadata = meta
+  return t:resource(id, typ, props, opts)
+end
+
 --- Checks and returns a stack descriptor (raises on misuse).
 function M.stack(d)
   assert(type(d) == "table", "stack: table expected")

@@ -486,11 +486,7 @@ end
 -- Template
 -- ---------------------------------------------------------------------------
 
-local function res(t, id, typ, desc, props, opts)
-  opts = opts or {}
-  opts.Metadata = { ["lumu:description"] = desc }
-  return t:resource(id, typ, props, opts)
-end
+local res = common.resource
 
 local function import(param) return common.import(param) end
 

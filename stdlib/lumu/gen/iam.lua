@@ -42,11 +42,7 @@ local common = require "lumu.gen.common"
 
 local M = {}
 
-local function res(t, id, typ, desc, props, opts)
-  opts = opts or {}
-  opts.Metadata = { ["lumu:description"] = desc }
-  return t:resource(id, typ, props, opts)
-end
+local res = common.resource
 
 local function managed(name)
   return cfn.Sub("arn:${AWS::Partition}:iam::aws:policy/" .. name)

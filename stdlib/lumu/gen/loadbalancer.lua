@@ -58,11 +58,7 @@ M.ELB_ACCOUNTS = {
   ["cn-north-1"] = "638102146993", ["cn-northwest-1"] = "037604701340",
 }
 
-local function res(t, id, typ, desc, props, opts)
-  opts = opts or {}
-  opts.Metadata = { ["lumu:description"] = desc }
-  return t:resource(id, typ, props, opts)
-end
+local res = common.resource
 
 local function is_arn(cert)
   return type(cert) == "string" and cert:match("^arn:") ~= nil

@@ -43,11 +43,7 @@ M.BASTION_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-ker
 
 local CIDR_PATTERN = "(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})/(\\d{1,2})"
 
-local function res(t, id, typ, desc, props, opts)
-  opts = opts or {}
-  opts.Metadata = { ["lumu:description"] = desc }
-  return t:resource(id, typ, props, opts)
-end
+local res = common.resource
 
 local function cidr_param(t, name, desc, default)
   return t:parameter(name, {
