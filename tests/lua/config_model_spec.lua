@@ -151,7 +151,6 @@ describe("defaults", function()
       acceptance = { disabled = false, environment = "acceptance", type = stage.type,
         computeType = stage.computeType, image = stage.image, roles = {}, timeout = 30 },
       production = { disabled = false, environment = "production", roles = {}, timeout = 30 },
-      muBaseurl = "https://github.com/stelligent/mu/releases/download",
       roles = {}, notify = {},
     }, p)
   end)

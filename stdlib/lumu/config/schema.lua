@@ -147,6 +147,19 @@ function M.nonempty(v)
   if v == "" then return "must not be empty" end
 end
 
+function M.sha256_hex(v)
+  if not v:match("^" .. string.rep("%x", 64) .. "$") then
+    return "expected a sha256 as 64 hexadecimal digits, got " .. quote(v)
+  end
+end
+
+function M.connection_arn(v)
+  if not v:match("^arn:aws[%w%-]*:code[%w%-]*:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:connection/.+$") then
+    return "expected a CodeStar connection ARN (arn:aws:codeconnections:REGION:ACCOUNT:connection/ID), got "
+      .. quote(v)
+  end
+end
+
 function M.secret_arn(v)
   if not v:match("^arn:aws[%w%-]*:secretsmanager:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:secret:.+$") then
     return "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), got "
@@ -240,6 +253,9 @@ M.Pipeline = R({
     provider = S { enum = { "GitHub", "CodeCommit", "S3" }, ci = true },
     repo = S { check = M.nonempty },
     branch = S { check = M.no_space },
+    -- lumu: GitHub through a CodeStar connection, or mu's token kept in Secrets Manager
+    connectionArn = S { check = M.connection_arn },
+    tokenSecret = S { check = M.no_space },
   },
   build = R {
     disabled = B(false),
@@ -248,6 +264,7 @@ M.Pipeline = R({
     image = S { check = M.no_space, default = DEFAULT_IMAGE },
     bucket = S { check = M.no_space },
     timeout = TIMEOUT,
+    buildspec = S { check = M.no_space },
   },
   acceptance = R {
     disabled = B(false),
@@ -257,15 +274,22 @@ M.Pipeline = R({
     image = S { check = M.no_space, default = DEFAULT_IMAGE },
     roles = R { codeBuild = ROLE, mu = ROLE },
     timeout = TIMEOUT,
+    buildspec = S { check = M.no_space },
   },
   production = R {
     disabled = B(false),
     environment = S { check = M.name(63), default = "production" },
+    type = S { enum = BUILD_TYPES, ci = true },
+    computeType = S { enum = COMPUTE, ci = true },
+    image = S { check = M.no_space },
     roles = R { codeBuild = ROLE, mu = ROLE },
     timeout = TIMEOUT,
+    buildspec = S { check = M.no_space },
   },
-  muBaseurl = S { check = M.url, default = "https://github.com/stelligent/mu/releases/download" },
+  -- where CodeBuild downloads lumu; the pipeline generator owns the default
+  muBaseurl = S { check = M.url },
   muVersion = S { check = M.no_space },
+  muSha256 = S { check = M.sha256_hex },
   kmsKey = S { warn = M.kms_warn },
   roles = R { pipeline = ROLE, build = ROLE },
   bucket = S { check = M.no_space },
