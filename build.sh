@@ -94,9 +94,9 @@ case "$cmd" in
   example)
     install_packages "${PACKAGES[@]}"
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF
+    log "lumu synth of the bundled example (scripts/example/lumu.lua) -> out/"
     rm -rf out
-    log "running scripts/platform.lua -> out/"
-    build/lumu scripts/platform.lua out
+    build/lumu synth -c scripts/example/lumu.lua -o out
     log "done: open out/ (index: out/README.txt)"
     ;;
   test)

@@ -28,6 +28,7 @@ M.commands = {
   completion = "lumu.cli.completion",
   test = "lumu.cli.test",
   validate = "lumu.cli.validate",
+  synth = "lumu.cli.synth",
 }
 M.aliases = {}
 

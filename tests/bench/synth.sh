@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Synthesis benchmark: wall time and peak RSS of `lumu synth` for the bundled
+# example (scripts/example/lumu.lua) and for a generated platform of 3
+# environments x 200 services (600 service stacks, 1,409 stacks in all),
+# plus the CPU time of lumu.synth.plan alone (no file writing).
+# Goals: example < 20 ms, the platform < 2 s on one core.  Prints figures;
+# asserts nothing.  Usage: tests/bench/synth.sh [path/to/lumu] [runs]
+set -euo pipefail
+LUMU=${1:-build/lumu}
+RUNS=${2:-10}
+case $LUMU in /*) ;; *) LUMU=$PWD/$LUMU ;; esac
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# the generated platform
+{
+  echo 'environment { name = "acceptance", provider = "ecs-fargate" }'
+  echo 'environment { name = "staging", provider = "ecs" }'
+  echo 'environment { name = "production", provider = "ecs", cluster = { maxSize = 10 } }'
+  for i in $(seq -w 1 200); do
+    echo "service { name = \"svc$i\", pathPatterns = { \"/svc$i/*\" }, environment = {" \
+      "LOG_LEVEL = \"info\", STAGE = { acceptance = \"a\", staging = \"s\", production = \"p\" } } }"
+  done
+} > "$TMP/platform.lua"
+cp "$SRC/scripts/example/lumu.lua" "$TMP/example.lua"
+
+cat > "$TMP/plan.lua" <<'EOF'
+local config = require "lumu.config"
+local synth = require "lumu.synth"
+local path, runs = arg[1], tonumber(arg[2])
+local best, n = math.huge, 0
+for _ = 1, runs do
+  local t0 = os.clock()
+  local m = assert(config.load(path))
+  local stacks = synth.plan(m)
+  local t = os.clock() - t0
+  if t < best then best = t end
+  n = #stacks
+end
+io.write(string.format("%d %.1f\n", n, best * 1000))
+EOF
+
+exec python3 - "$LUMU" "$RUNS" "$TMP" <<'PY'
+import os, statistics, subprocess, sys, time
+lumu, runs, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def wall(cmd, n):
+    times = []
+    for i in range(n):
+        out = os.path.join(tmp, "out")
+        subprocess.run(["rm", "-rf", out], check=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd + ["-o", out], cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), min(times)
+
+def peak_rss_kib(cmd):
+    if not os.path.exists("/usr/bin/time"):
+        return -1
+    out = os.path.join(tmp, "out")
+    subprocess.run(["rm", "-rf", out], check=True)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd + ["-o", out], cwd=tmp, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return int(r.stderr.strip().splitlines()[-1])
+
+def plan_cpu(path, n):
+    r = subprocess.run([lumu, "run", os.path.join(tmp, "plan.lua"), path, str(n)], cwd=tmp,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
+    stacks, ms = r.stdout.split()
+    return int(stacks), float(ms)
+
+print(f"lumu synth ({lumu}); wall ms over runs, peak RSS KiB, plan CPU ms (best; no writing)")
+print(f"  {'case':<22} {'stacks':>6} {'median':>9} {'min':>9} {'peakRSS':>9} {'plan':>9}  goal")
+for name, cfg, n, goal in (("example", "example.lua", runs, "< 20 ms"),
+                           ("3 envs x 200 services", "platform.lua", max(1, runs // 3), "< 2000 ms")):
+    cmd = [lumu, "synth", "-c", cfg]
+    med, best = wall(cmd, n)
+    rss = peak_rss_kib(cmd)
+    stacks, plan = plan_cpu(cfg, n)
+    print(f"  {name:<22} {stacks:>6} {med:>9.1f} {best:>9.1f} {rss:>9} {plan:>9.1f}  {goal}")
+PY
