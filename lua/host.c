@@ -6,6 +6,7 @@
 #include "embed.h"
 #include "error.h" /* aws/: its allocator hook */
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
@@ -218,6 +219,13 @@ static int l_panic(lua_State *L)
 
 lua_State *lumu_newstate(void)
 {
+    /* jansson is used by several modules and by aws/: one allocator for all
+     * of it, set before anything allocates a json_t. */
+    static int s_json_hooked;
+    if (!s_json_hooked) {
+        json_set_alloc_funcs(lumu_malloc, lumu_free);
+        s_json_hooked = 1;
+    }
     lua_State *L = lua_newstate(l_alloc, NULL);
     if (L) {
         lua_atpanic(L, l_panic);
