@@ -4,6 +4,7 @@
  * handled by stdlib/lumu/cli.lua.
  */
 #include "host.h"
+#include "model.h" /* aws/: cached API models are freed before the leak check */
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
     lua_close(L);
+    aws_model_cache_clear();
 
     if (lumu_track_enabled()) {
         lumu_memstats st;
