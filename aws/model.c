@@ -179,7 +179,7 @@ static bool newest_version_dir(const char *dir, char out[32])
             stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
             continue;
         if (!found || strcmp(e->d_name, out) > 0) {
-            snprintf(out, 32, "%s", e->d_name);
+            memcpy(out, e->d_name, strlen(e->d_name) + 1); /* < 32, checked above */
             found = true;
         }
     }
