@@ -348,8 +348,9 @@ function Runner:_dsl(state, file)
   dsl.lazy_setup, dsl.strict_setup = dsl.setup, dsl.setup
   dsl.lazy_teardown, dsl.strict_teardown = dsl.teardown, dsl.teardown
   function dsl.finally(fn)
-    if not state.finally then error("finally() is only allowed inside a test", 2) end
-    table.insert(state.finally, fn)
+    local list = self.current_finally -- the running test's, whatever file defined it
+    if not list then error("finally() is only allowed inside a test", 2) end
+    table.insert(list, fn)
   end
   dsl.assert = M.assert
   dsl.spy = spy
@@ -489,7 +490,6 @@ function Runner:_run_test(node)
     return
   end
   local status, message, trace = "success", nil, nil
-  local state = self.state or {}
   for _, h in ipairs(collect_hooks(node, "before_each")) do
     status, message, trace = protected(h)
     if status ~= "success" then
@@ -498,14 +498,14 @@ function Runner:_run_test(node)
     end
   end
   if status == "success" then
-    state.finally = {}
-    self.state = state
+    local finally = {}
+    self.current_finally = finally
     status, message, trace = protected(node.fn)
-    for _, f in ipairs(state.finally) do
+    self.current_finally = nil
+    for _, f in ipairs(finally) do
       local s2, m2 = protected(f)
       if s2 ~= "success" and status == "success" then status, message = s2, "finally: " .. tostring(m2) end
     end
-    state.finally = nil
   end
   for _, h in ipairs(collect_hooks(node, "after_each", true)) do
     local s2, m2 = protected(h)

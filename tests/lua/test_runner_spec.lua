@@ -127,6 +127,15 @@ describe("lumu.test runner", function()
     assert.matches('"name":"one"', text, 1, true)
   end)
 
+  it("finally() works in every loaded file, not only the last", function()
+    local out = sink()
+    local r = test.runner { out = out }
+    r:load_file(spec_file([[ ran = 0 ; it("a", function() finally(function() ran = ran + 1 end) end) ]]))
+    r:load_file(spec_file([[ it("b", function() finally(function() end) end) ]]))
+    local s = r:run()
+    assert.are.equal(2, s.successes, out:text())
+  end)
+
   it("runs finally() after the test, even when it fails", function()
     local s = run([[
       done = false
