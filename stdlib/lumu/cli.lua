@@ -29,6 +29,7 @@ M.commands = {
   test = "lumu.cli.test",
   validate = "lumu.cli.validate",
   synth = "lumu.cli.synth",
+  nag = "lumu.cli.nag",
 }
 M.aliases = {}
 

@@ -1,0 +1,522 @@
+--- The `lumu nag` engine: rule registry and validation, team rule loading,
+-- scanning, suppressions and positions.  Internal; the public API is
+-- lumu.nag (see its header).
+local util = require "lumu.nag.util"
+local json = require "lumu.json"
+
+local M = {}
+
+M.BUILTIN_MODULES = {
+  "lumu.nag.checks.network",
+  "lumu.nag.checks.iam",
+  "lumu.nag.checks.s3",
+  "lumu.nag.checks.data",
+  "lumu.nag.checks.services",
+  "lumu.nag.checks.template",
+}
+
+-- The suppression checker is a rule like the others (listed, filterable), but
+-- the engine produces its violations; it cannot itself be suppressed.
+M.SUPPRESSION_RULE = {
+  id = "F37", severity = "failure",
+  message = "Suppression is malformed or has no reason",
+  reason = "A suppression must say why the finding is acceptable (a non-empty reason) and name a "
+    .. "known rule, otherwise reviewers cannot audit it; misspelt keys would silently suppress "
+    .. "nothing.",
+  types = { "*" },
+  check = function() return nil end,
+  source = "builtin",
+  engine = true,
+}
+
+local SEVERITIES = { failure = "F", warning = "W" }
+
+local function rule_number(id)
+  return tonumber(id:match("^%a+(%d+)$")) or math.huge
+end
+
+--- Sort order of rule ids: failures first, then by number, then by name.
+function M.rule_lt(a, b)
+  local sa, sb = a.severity == "failure" and 0 or 1, b.severity == "failure" and 0 or 1
+  if sa ~= sb then return sa < sb end
+  local na, nb = rule_number(a.id), rule_number(b.id)
+  if na ~= nb then return na < nb end
+  return a.id < b.id
+end
+
+-- Validates one rule table; returns true or nil, "what is wrong".
+function M.validate_rule(r)
+  if type(r) ~= "table" then return nil, "rule must be a table, got " .. type(r) end
+  if type(r.id) ~= "string" or not r.id:find("^[%a][%w_%.%-]*$") or #r.id > 64 then
+    return nil, "'id' must be a string like F1001 or W1001 (letters, digits, _ . -)"
+  end
+  if r.severity ~= "failure" and r.severity ~= "warning" then
+    return nil, "'severity' must be \"failure\" or \"warning\""
+  end
+  local prefix = r.id:match("^([FW])%d+$")
+  if prefix and prefix ~= SEVERITIES[r.severity] then
+    return nil, string.format("id %s does not match severity %q (F ids are failures, W ids warnings)",
+      r.id, r.severity)
+  end
+  for _, f in ipairs({ "message", "reason" }) do
+    if type(r[f]) ~= "string" or not r[f]:find("%S") then
+      return nil, "'" .. f .. "' must be a non-empty string"
+    end
+  end
+  if type(r.types) ~= "table" or #r.types == 0 then
+    return nil, "'types' must be a non-empty list of resource types (\"*\" for all, \"Parameter\")"
+  end
+  for i, t in ipairs(r.types) do
+    if type(t) ~= "string" or not (t == "*" or t == "Parameter" or t:find("^[%w]+::[%w]+::[%w]+$")
+          or t:find("^Custom::")) then
+      return nil, string.format("types[%d] is not a resource type (AWS::Service::Thing, \"*\" or \"Parameter\")", i)
+    end
+  end
+  if type(r.check) ~= "function" then return nil, "'check' must be a function" end
+  if r.aliases ~= nil then
+    if type(r.aliases) ~= "table" then return nil, "'aliases' must be a list of cfn_nag ids" end
+    for _, a in ipairs(r.aliases) do
+      if type(a) ~= "string" then return nil, "'aliases' must be a list of cfn_nag ids" end
+    end
+  end
+  return true
+end
+
+-- A module result -> list of rules (a rule table or a list of them).
+local function as_list(v)
+  if type(v) == "table" and v.id ~= nil then return { v } end
+  if type(v) == "table" and #v > 0 then return v end
+  return nil
+end
+
+local builtin_cache
+
+--- The built-in rules (validated once; raises on a broken built-in).
+function M.builtin()
+  if builtin_cache then return builtin_cache end
+  local list = {}
+  for _, mod in ipairs(M.BUILTIN_MODULES) do
+    for _, r in ipairs(require(mod)) do
+      assert(M.validate_rule(r))
+      r.source = "builtin"
+      list[#list + 1] = r
+    end
+  end
+  list[#list + 1] = M.SUPPRESSION_RULE
+  table.sort(list, M.rule_lt)
+  local seen = {}
+  for _, r in ipairs(list) do
+    assert(not seen[r.id], "duplicate built-in rule " .. r.id)
+    seen[r.id] = true
+  end
+  builtin_cache = list
+  return list
+end
+
+-- Validates the rules a file/module returned; stamps their source.
+local function adopt(value, where)
+  local list = as_list(value)
+  if not list then
+    return nil, where .. ": must return a rule table or a non-empty list of rule tables"
+  end
+  for i, r in ipairs(list) do
+    local ok, err = M.validate_rule(r)
+    if not ok then
+      local label = type(r) == "table" and type(r.id) == "string" and (" (" .. r.id .. ")") or ""
+      return nil, string.format("%s: rule #%d%s: %s", where, i, label, err)
+    end
+    r.source = r.source or where
+  end
+  return list
+end
+
+--- Loads team rules from a Lua file: list | nil, "FILE: why".
+function M.load_file(path)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then return nil, err end
+  local ok, value = pcall(chunk)
+  if not ok then return nil, path .. ": error while loading: " .. tostring(value) end
+  return adopt(value, path)
+end
+
+--- Loads team rules from a module name: list | nil, err.
+function M.load_module(name)
+  local ok, value = pcall(require, name)
+  if not ok then return nil, "module " .. name .. ": " .. tostring(value):gsub("\n.*", "") end
+  return adopt(value, "module " .. name)
+end
+
+--- Loads every *.lua file directly in dir (sorted): list | nil, err.
+function M.load_dir(dir)
+  local fs = require "lumu.fs"
+  local names, err = fs.list(dir)
+  if not names then return nil, err end
+  local out = {}
+  local any = false
+  for _, n in ipairs(names) do
+    local p = fs.join(dir, n)
+    if n:match("%.lua$") and fs.isfile(p) then
+      any = true
+      local list, lerr = M.load_file(p)
+      if not list then return nil, lerr end
+      for _, r in ipairs(list) do out[#out + 1] = r end
+    end
+  end
+  if not any then return nil, dir .. ": no *.lua rule files" end
+  return out
+end
+
+--- Loads a --rules argument: a directory, a .lua file or a module name.
+function M.load(spec)
+  local fs = require "lumu.fs"
+  if fs.isdir(spec) then return M.load_dir(spec) end
+  if fs.isfile(spec) then return M.load_file(spec) end
+  if spec:find("^[%a_][%w_]*[%.%w_]*$") and not spec:find("%.lua$") then return M.load_module(spec) end
+  return nil, spec .. ": No such file or directory"
+end
+
+--- Module names of lumu.nag.rules.* files found on package.path.
+function M.discover(path)
+  local fs = require "lumu.fs"
+  local names, seen = {}, {}
+  for template in (path or package.path):gmatch("[^;]+") do
+    local prefix = template:match("^(.*)%?%.lua$")
+    if prefix then
+      local dir = prefix .. "lumu/nag/rules"
+      if fs.isdir(dir) then
+        for _, n in ipairs(fs.list(dir) or {}) do
+          local base = n:match("^([%a_][%w_]*)%.lua$")
+          if base and not seen[base] then
+            seen[base] = true
+            names[#names + 1] = "lumu.nag.rules." .. base
+          end
+        end
+      end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+--- Merges rule lists; rejects duplicate ids.  -> list | nil, err
+function M.combine(lists)
+  local out, by = {}, {}
+  for _, list in ipairs(lists) do
+    for _, r in ipairs(list) do
+      local prev = by[r.id]
+      if prev and prev ~= r then
+        return nil, string.format("duplicate rule id %s (%s and %s)", r.id, prev.source or "?", r.source or "?")
+      end
+      if not prev then
+        by[r.id] = r
+        out[#out + 1] = r
+      end
+    end
+  end
+  table.sort(out, M.rule_lt)
+  return out
+end
+
+-- ---------------------------------------------------------------------------
+-- Positions
+-- ---------------------------------------------------------------------------
+
+--- yaml positions (table-keyed) -> {["Resources.X.Properties.Y[0]"] = {line=, col=}}
+function M.position_map(value, pos)
+  local map = {}
+  if type(pos) ~= "table" or type(value) ~= "table" then return map end
+  local seen = {}
+  local function walk(t, p, depth)
+    if depth > 1000 or seen[t] then return end
+    seen[t] = true
+    local info = pos[t]
+    if type(info) ~= "table" then return end
+    if type(info.keys) == "table" then
+      for k, kp in pairs(info.keys) do
+        local sub = p == "" and tostring(k) or (p .. "." .. tostring(k))
+        map[sub] = kp
+        local v = t[k]
+        if type(v) == "table" then walk(v, sub, depth + 1) end
+      end
+    elseif type(info.items) == "table" then
+      for i, ip in pairs(info.items) do
+        if math.type(i) == "integer" then
+          local sub = p .. "[" .. (i - 1) .. "]"
+          map[sub] = ip
+          local v = t[i]
+          if type(v) == "table" then walk(v, sub, depth + 1) end
+        end
+      end
+    end
+  end
+  walk(value, "", 0)
+  return map
+end
+
+-- The position of path or of its nearest known ancestor.
+local function locate(map, p)
+  while p and p ~= "" do
+    local hit = map[p]
+    if hit then return hit end
+    p = p:match("^(.*)%[%d+%]$") or p:match("^(.*)%.[^%.]*$")
+  end
+  return nil
+end
+M.locate = locate
+
+-- ---------------------------------------------------------------------------
+-- Suppressions
+-- ---------------------------------------------------------------------------
+
+local SECTIONS = { "lumu_nag", "cfn_nag" }
+
+local function is_list(t)
+  return type(t) == "table" and getmetatable(t) ~= json.object_mt and (#t > 0 or next(t) == nil)
+end
+
+-- Parses Metadata of one resource (or of the template); appends problems.
+-- Returns the list of valid suppressions {id=, reason=, source=}.
+local function read_suppressions(meta, base, known, problems)
+  local out = {}
+  if type(meta) ~= "table" then return out end
+  for _, section in ipairs(SECTIONS) do
+    local s = meta[section]
+    local sp = base .. "." .. section
+    if s ~= nil then
+      if type(s) ~= "table" or is_list(s) and next(s) ~= nil then
+        problems[#problems + 1] = { path = sp, detail = "Metadata." .. section .. " must be a mapping with rules_to_suppress" }
+      else
+        for k in pairs(s) do
+          if k ~= "rules_to_suppress" then
+            local hint = require("lumu.cli").suggest(tostring(k), { "rules_to_suppress" })
+            problems[#problems + 1] = { path = sp .. "." .. tostring(k),
+              detail = "unknown key '" .. tostring(k) .. "' in Metadata." .. section
+                .. (hint and " (did you mean 'rules_to_suppress'?)" or " (only rules_to_suppress is read)") }
+          end
+        end
+        local list = s.rules_to_suppress
+        local lp = sp .. ".rules_to_suppress"
+        if list ~= nil and not is_list(list) then
+          problems[#problems + 1] = { path = lp, detail = "rules_to_suppress must be a list of {id, reason}" }
+        elseif list ~= nil then
+          for i, e in ipairs(list) do
+            local ep = lp .. "[" .. (i - 1) .. "]"
+            if type(e) ~= "table" or is_list(e) then
+              problems[#problems + 1] = { path = ep, detail = "a suppression must be a mapping with id and reason" }
+            elseif type(e.id) ~= "string" or e.id == "" then
+              problems[#problems + 1] = { path = ep, detail = "suppression without an id" }
+            elseif type(e.reason) ~= "string" or not e.reason:find("%S") then
+              problems[#problems + 1] = { path = ep, detail = "suppression of " .. e.id .. " has no reason" }
+            elseif section == "lumu_nag" and not known.ids[e.id] then
+              local hint = require("lumu.cli").suggest(e.id, known.list)
+              problems[#problems + 1] = { path = ep .. ".id", detail = "unknown rule id '" .. e.id .. "'"
+                .. (hint and (" (did you mean '" .. hint .. "'?)") or "") }
+            else
+              out[#out + 1] = { id = e.id, reason = e.reason, source = section, path = ep }
+            end
+          end
+        end
+      end
+    end
+  end
+  return out
+end
+
+local function suppression_for(v, rule, lists)
+  if rule.engine then return nil end
+  for _, list in ipairs(lists) do
+    for _, s in ipairs(list) do
+      if s.source == "lumu_nag" then
+        if s.id == v.rule then return s end
+      else
+        for _, a in ipairs(rule.aliases or {}) do
+          if a == s.id then return s end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- ---------------------------------------------------------------------------
+-- Scan
+-- ---------------------------------------------------------------------------
+
+local function sorted_names(t)
+  local names = {}
+  if type(t) ~= "table" then return names end
+  for k in pairs(t) do
+    if type(k) == "string" then names[#names + 1] = k end
+  end
+  table.sort(names)
+  return names
+end
+
+local function index_rules(rules)
+  local by = {}
+  for _, r in ipairs(rules) do
+    if not r.engine then
+      for _, t in ipairs(r.types) do
+        by[t] = by[t] or {}
+        table.insert(by[t], r)
+      end
+    end
+  end
+  return by
+end
+
+--- Scans one template table.  opts: filename, positions (yaml positions
+-- table or a path map), rules (list), no_suppress.
+-- -> {violations=, suppressed=, rules=, templates=1}
+function M.scan(template, opts)
+  opts = opts or {}
+  local rules = opts.rules or M.builtin()
+  local filename = opts.filename or "<template>"
+  local map
+  if type(opts.positions) == "table" then
+    if opts.positions[template] ~= nil then
+      map = M.position_map(template, opts.positions)
+    else
+      map = opts.positions
+    end
+  else
+    map = {}
+  end
+  local ctx = util.context(template, { filename = filename })
+  local by_type = index_rules(rules)
+  local by_id, known = {}, { ids = {}, list = {} }
+  for _, r in ipairs(rules) do by_id[r.id] = r end
+  -- every rule id is a valid suppression target, even when filtered out
+  for _, r in ipairs(opts.all_rules or rules) do
+    known.ids[r.id] = true
+    known.list[#known.list + 1] = r.id
+  end
+  local sup_rule = by_id[M.SUPPRESSION_RULE.id]
+
+  local raw = {}
+  local function emit(rule, kind, name, typ, base, found)
+    if found == nil then return end
+    if type(found) ~= "table" then
+      error(string.format("nag: rule %s (%s) returned a %s for %s (a list of violations expected)",
+        rule.id, rule.source or "?", type(found), name), 0)
+    end
+    for _, f in ipairs(found) do
+      if type(f) ~= "table" then
+        error(string.format("nag: rule %s (%s) returned a violation that is not a table for %s",
+          rule.id, rule.source or "?", name), 0)
+      end
+      local p = util.path_string(f.path or {}, base)
+      local message = type(f.message) == "string" and f.message or rule.message
+      if type(f.detail) == "string" and f.detail ~= "" then message = message .. ": " .. f.detail end
+      local pos = locate(map, p)
+      raw[#raw + 1] = {
+        rule = rule.id, severity = rule.severity, message = message, file = filename,
+        resource = name, type = typ, path = p, kind = kind,
+        line = pos and pos.line or nil, column = pos and pos.col or nil,
+      }
+    end
+  end
+
+  local function run(rule, subject, name, typ, kind, base)
+    local ok, found = pcall(rule.check, subject, name, template, ctx)
+    if not ok then
+      error(string.format("nag: rule %s (%s) failed on %s: %s", rule.id, rule.source or "?", name,
+        tostring(found)), 0)
+    end
+    emit(rule, kind, name, typ, base, found)
+  end
+
+  -- suppressions: template-wide and per resource
+  local problems = {}
+  local global = read_suppressions(template.Metadata, "Metadata", known, problems)
+  local per = {}
+  if sup_rule then
+    for _, pr in ipairs(problems) do
+      emit(sup_rule, "template", "Metadata", "Template", "", { { path = pr.path, detail = pr.detail } })
+    end
+  end
+
+  for _, name in ipairs(sorted_names(template.Parameters)) do
+    local p = template.Parameters[name]
+    for _, rule in ipairs(by_type.Parameter or {}) do
+      run(rule, p, name, "Parameter", "parameter", "Parameters." .. name)
+    end
+  end
+
+  local resources = type(template.Resources) == "table" and template.Resources or {}
+  for _, id in ipairs(sorted_names(resources)) do
+    local res = resources[id]
+    if type(res) == "table" and type(res.Type) == "string" then
+      local base = "Resources." .. id
+      local rp = {}
+      per[id] = read_suppressions(res.Metadata, base .. ".Metadata", known, rp)
+      if sup_rule then
+        for _, pr in ipairs(rp) do
+          emit(sup_rule, "resource", id, res.Type, "", { { path = pr.path, detail = pr.detail } })
+        end
+      end
+      for _, list in ipairs({ by_type[res.Type] or {}, by_type["*"] or {} }) do
+        for _, rule in ipairs(list) do run(rule, res, id, res.Type, "resource", base) end
+      end
+    end
+  end
+
+  local result = { violations = {}, suppressed = {}, rules = rules, templates = 1, files = { filename } }
+  -- order: by subject (template metadata, parameters, resources as
+  -- scanned), then rule (failures first), then discovery order
+  local group, first, key = {}, {}, {}
+  for i, v in ipairs(raw) do
+    local g = v.kind .. "\0" .. v.resource
+    if not first[g] then first[g] = i end
+    group[v] = first[g]
+    key[v] = i
+  end
+  for _, v in ipairs(raw) do
+    local s
+    if not opts.no_suppress then
+      local lists = v.kind == "resource" and { per[v.resource] or {}, global } or { global }
+      s = suppression_for(v, by_id[v.rule], lists)
+    end
+    v.kind = nil
+    if s then
+      v.suppressed = { reason = s.reason, source = s.source, id = s.id }
+      result.suppressed[#result.suppressed + 1] = v
+    else
+      result.violations[#result.violations + 1] = v
+    end
+  end
+  local function lt(a, b)
+    if group[a] ~= group[b] then return group[a] < group[b] end
+    if a.rule ~= b.rule then return M.rule_lt(by_id[a.rule], by_id[b.rule]) end
+    return key[a] < key[b]
+  end
+  table.sort(result.violations, lt)
+  table.sort(result.suppressed, lt)
+  return result
+end
+
+--- Merges scan results of several templates.
+function M.merge(list)
+  local out = { violations = {}, suppressed = {}, templates = 0, files = {} }
+  local rule_lists = {}
+  for _, r in ipairs(list) do
+    for _, v in ipairs(r.violations or {}) do out.violations[#out.violations + 1] = v end
+    for _, v in ipairs(r.suppressed or {}) do out.suppressed[#out.suppressed + 1] = v end
+    for _, f in ipairs(r.files or {}) do out.files[#out.files + 1] = f end
+    out.templates = out.templates + (r.templates or 1)
+    if r.rules then rule_lists[#rule_lists + 1] = r.rules end
+  end
+  out.rules = M.combine(rule_lists) or (rule_lists[1] or {})
+  return out
+end
+
+--- Counts: failures, warnings (unsuppressed), suppressed.
+function M.counts(results)
+  local f, w = 0, 0
+  for _, v in ipairs(results.violations or {}) do
+    if v.severity == "failure" then f = f + 1 else w = w + 1 end
+  end
+  return f, w, #(results.suppressed or {})
+end
+
+return M
