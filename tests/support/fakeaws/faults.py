@@ -1,0 +1,154 @@
+"""Fault injection rules: deterministic for a given --seed.
+
+Spec: comma-separated rules  SERVICE:OPERATION:KIND[=ARG][@SELECTOR]
+  SERVICE    sts, cloudformation, s3, ssm, ecr, ecs, * (fnmatch globs allowed),
+             or "resource" for CloudFormation resources (OPERATION is then the
+             logical id or the resource type, e.g. resource:AWS::S3::Bucket:fail)
+  OPERATION  operation name (DescribeStacks, PutObject, ...) or a glob
+  KIND       throttle     the protocol's throttling error (400 Throttling /
+                          ThrottlingException, S3 503 SlowDown)
+             500 | 503    InternalFailure / ServiceUnavailable (S3: InternalError)
+             reset        headers and half the body, then a TCP reset
+             truncate     full Content-Length promised, half the body sent, close
+             slow[=MS]    wait MS (default 2000) milliseconds, then answer
+             expired      the protocol's expired-security-token error
+             error=CODE[/STATUS]   any error code (default status 400)
+             fail[=REASON], fail-rollback, fail-delete   (resource rules only)
+  SELECTOR   N (the Nth matching call), N-M, N- (from N on), p=F (probability
+             F per call, drawn from a generator seeded by --seed, the rule and
+             the call number), * or nothing (every call)
+Each rule counts the calls it matches (whether or not an earlier rule fired);
+the first rule that fires decides the call's fault.
+"""
+import fnmatch
+import random
+import threading
+
+SERVER_KINDS = {"throttle", "500", "503", "reset", "truncate", "slow", "expired", "error"}
+RESOURCE_KINDS = {"fail", "fail-rollback", "fail-delete"}
+
+
+class Rule:
+    def __init__(self, text, service, operation, kind, arg, sel, lo=0, hi=0, p=0.0):
+        self.text = text
+        self.service = service
+        self.operation = operation
+        self.kind = kind
+        self.arg = arg
+        self.sel = sel
+        self.lo, self.hi, self.p = lo, hi, p
+        self.count = 0
+        self.fired = 0
+
+    def as_dict(self):
+        return {"rule": self.text, "service": self.service, "operation": self.operation,
+                "kind": self.kind, "arg": self.arg, "calls": self.count, "fired": self.fired}
+
+
+def parse(spec):
+    rules = []
+    for text in (spec or "").split(","):
+        text = text.strip()
+        if not text:
+            continue
+        body, _, selector = text.partition("@")
+        head, _, kindarg = body.rpartition(":")
+        service, _, operation = head.partition(":")
+        if not service or not operation or not kindarg:
+            raise ValueError(f"bad fault rule {text!r}: want SERVICE:OPERATION:KIND[@SELECTOR]")
+        kind, _, arg = kindarg.partition("=")
+        if service == "resource":
+            if kind not in RESOURCE_KINDS:
+                raise ValueError(f"bad fault rule {text!r}: resource kinds are "
+                                 f"{sorted(RESOURCE_KINDS)}")
+        elif kind not in SERVER_KINDS:
+            raise ValueError(f"bad fault rule {text!r}: unknown kind {kind!r}")
+        if kind == "slow":
+            try:
+                arg = int(arg or 2000)
+            except ValueError:
+                raise ValueError(f"bad fault rule {text!r}: slow=MILLISECONDS")
+        if kind == "error" and not arg:
+            raise ValueError(f"bad fault rule {text!r}: error=CODE[/STATUS]")
+        selector = selector.strip()
+        try:
+            if selector in ("", "*"):
+                rule = Rule(text, service, operation, kind, arg, "all")
+            elif selector.startswith("p="):
+                p = float(selector[2:])
+                if not 0 <= p <= 1:
+                    raise ValueError
+                rule = Rule(text, service, operation, kind, arg, "prob", p=p)
+            elif "-" in selector:
+                lo, _, hi = selector.partition("-")
+                rule = Rule(text, service, operation, kind, arg, "range", int(lo),
+                            int(hi) if hi else 1 << 62)
+            else:
+                n = int(selector)
+                rule = Rule(text, service, operation, kind, arg, "range", n, n)
+        except ValueError:
+            raise ValueError(f"bad fault rule {text!r}: selector must be N, N-M, N-, p=F or *")
+        rules.append(rule)
+    return rules
+
+
+class Faults:
+    def __init__(self, spec="", seed=0):
+        self.lock = threading.Lock()
+        self.spec = ""
+        self.seed = seed
+        self.rules = []
+        self.set(spec, seed)
+
+    def set(self, spec, seed=None):
+        rules = parse(spec)
+        with self.lock:
+            self.rules = rules
+            self.spec = spec or ""
+            if seed is not None:
+                self.seed = seed
+
+    def _fires(self, index, rule):
+        if rule.sel == "all":
+            return True
+        if rule.sel == "range":
+            return rule.lo <= rule.count <= rule.hi
+        rng = random.Random(f"{self.seed}/{index}/{rule.text}/{rule.count}")
+        return rng.random() < rule.p
+
+    def match(self, service, operation, resource_kinds=None):
+        """Count the call against every matching rule and return the first
+        rule that fires (None when none does).  For CloudFormation resources
+        pass service="resource", operation=[logical id, type] and the kinds
+        that apply to the action being simulated."""
+        names = operation if isinstance(operation, list) else [operation]
+        hit = None
+        with self.lock:
+            for i, rule in enumerate(self.rules):
+                if (service == "resource") != (rule.service == "resource"):
+                    continue
+                if service != "resource" and not fnmatch.fnmatchcase(service, rule.service):
+                    continue
+                if resource_kinds is not None and rule.kind not in resource_kinds:
+                    continue
+                if not any(fnmatch.fnmatchcase(n, rule.operation) for n in names):
+                    continue
+                rule.count += 1
+                if hit is None and self._fires(i, rule):
+                    rule.fired += 1
+                    hit = rule
+        return hit
+
+    def describe(self):
+        with self.lock:
+            return {"spec": self.spec, "seed": self.seed,
+                    "rules": [r.as_dict() for r in self.rules]}
+
+    def counters(self):
+        with self.lock:
+            return [[r.count, r.fired] for r in self.rules]
+
+    def restore(self, counters):
+        with self.lock:
+            for r, c in zip(self.rules, counters or []):
+                r.count, r.fired = c
