@@ -118,7 +118,7 @@ case "$cmd" in
       ctest --test-dir build-asan --output-on-failure -j "$JOBS"
     ;;
   bench)
-    install_packages "${PACKAGES[@]}" time
+    install_packages "${PACKAGES[@]}" time python3-boto3
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF
     for b in tests/bench/*.sh; do bash "$b" build/lumu; done
     ;;

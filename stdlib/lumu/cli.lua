@@ -30,6 +30,7 @@ M.commands = {
   validate = "lumu.cli.validate",
   synth = "lumu.cli.synth",
   nag = "lumu.cli.nag",
+  aws = "lumu.cli.aws",
 }
 M.aliases = {}
 
