@@ -10,38 +10,72 @@
 --                   all.  A name the file does not define is an error when
 --                   the file defines environments; when it defines none, the
 --                   name stands for an environment deployed from elsewhere
---                   (provider ecs, no HTTPS): only service stacks are
---                   generated for it.
+--                   (provider ecs, no HTTPS): only the service-side stacks
+--                   (repository, service IAM, database, tables, service,
+--                   schedules) are generated for it.  With a selection,
+--                   pipelines and the catalog (which span environments) are
+--                   left out.
 --     format        "json" (default, 2-space pretty, keys in CloudFormation
 --                   order) | "yaml" (long-form intrinsics)
---     schemas       a cfn.schema checker: also check every template against
---                   the resource schemas
---     generators    {environment = mod, services = mod} (tests)
---   stacks: list of descriptors (lumu.gen.common) in deployment order:
---     the environment stacks (lumu.gen.environment), then the service
---     stacks (lumu.gen.services), then topologically sorted on `depends`
---     (stable).  Each descriptor gets, after mu's overrides are applied
---     (lumu.gen.override):
---       body       the template text in opts.format
---       size       #body;  needs_s3 = size > 51,200 (CloudFormation's limit
---                  for a template given inline)
+--     schemas       a cfn.schema checker: also check every template (and
+--                   every asset template) against the resource schemas
+--     version       the lumu version the pipelines download (default this
+--                   lumu's)
+--     git           {provider=, repo=, branch=, basedir=} detected from the
+--                   checkout (lumu.cli.synth.detect_git): the pipelines'
+--                   source defaults and LUMU_BASEDIR
+--     baseurl, github_token   passed to lumu.gen.pipeline / lumu.gen.catalog
+--     basedir, cache_dir, fetch (default false)   passed to
+--                   lumu.extensions.load (basedir default model.source.dir)
+--     generators    {environment=, services=, database=, dynamodb=,
+--                   pipeline=, catalog=, extensions = mod | false} (tests;
+--                   extensions = false: as if this lumu had no
+--                   lumu.extensions)
+--   stacks: list of descriptors (lumu.gen.common) in deployment order: the
+--     environment stacks (lumu.gen.environment); the codedeploy bucket,
+--     repositories and applications; DynamoDB tables (lumu.gen.dynamodb);
+--     service IAM stacks (they hold the database keys and grant on the
+--     tables); databases (lumu.gen.database); services and schedules
+--     (lumu.gen.services, which wires each service to its database and
+--     tables); pipeline IAM + pipeline stacks, or catalog-provision entries
+--     (lumu.gen.pipeline); the catalog (lumu.gen.catalog) -- then
+--     topologically sorted on `depends` (stable).  Databases and tables are
+--     not generated on EKS environments (their services are not yet).
+--     After mu's overrides (lumu.gen.override) come the extensions
+--     (lumu.extensions, when this lumu has it: load + apply, which may
+--     change templates and add stacks; without it one warning per
+--     extension), then subnets left at lumu's defaults outside a VPC an
+--     override moved are moved along (synth.realign_subnets).  Each
+--     descriptor then gets:
+--       body       the template text in opts.format (nil for a
+--                  catalog-provision entry, which has no template)
+--       size       #body (0 without template); needs_s3 = size > 51,200
+--                  (CloudFormation's limit for a template given inline)
 --       resources  number of resources
---       problems   cfn.check (and schema) problems, and cross-stack ones
---                  (synth.cross_check): {path=, message=}
+--       problems   cfn.check (and schema) problems of the template and of
+--                  its assets (path "assets/<key>: ..."), and cross-stack
+--                  ones (synth.cross_check): {path=, message=}
 --       overrides  {"templates", "parameters", "tags"} applied
---       notes      short strings for humans ("needs S3 upload", ...)
+--       notes      short strings for humans ("needs S3 upload", "2 assets
+--                  (product templates)", "no template: provisions ...")
+--     Descriptors keep their generator's extras: assets (catalog product
+--     versions to upload first), password (database), secret_parameters,
+--     stack_policy, capabilities (pipelines).
 --   Also checked: subnets whose CIDR lies outside their VPC's (after the
---   overrides; synth.network_check), reported as errors naming the
---   templates override responsible.
+--   overrides and the realignment; synth.network_check), reported as errors
+--   naming the templates override responsible.
 --   report = { warnings = {diag...}, errors = {diag...},
 --              problems = total number of template problems }
 --     diag = {severity=, where=, key=, message=}; errors are config
---     problems found while generating (a bad secret, an override that names
---     a parameter the stack lacks, ...).  Warnings name what is not
---     generated yet (database, pipeline, catalog, extensions, EKS) and
---     overrides that matched nothing.
+--     problems found while generating (a bad secret, a KMS key that is not
+--     one, an override that names a parameter the stack lacks, a pipeline
+--     repository nothing tells, ...).  Warnings: what is not generated yet
+--     (EKS services, rbac), extensions not applied, overrides that matched
+--     nothing, subnets moved along, the generators' notes.  Each
+--     diagnostic appears once.
 --   Raises only on misuse (bad arguments).  Deterministic: the same model
 --   and options give byte-identical bodies.
+-- synth.realign_subnets(desc, before [, model]) -> diagnostics   (see below)
 -- synth.cross_check(stacks) -> list of {stack=, path=, message=}: every
 --   Fn::ImportValue (of a literal name or of Fn::Sub over the stack's
 --   parameter values) naming an export "<stack>-..." of a stack in the list
@@ -130,16 +164,56 @@ local function selection(model, names, report)
 end
 
 local function later(report, model)
-  local function warn(where, key, what)
-    diag(report.warnings, "warning", where, key, "not generated yet (" .. what .. " come with a later version)")
-  end
-  if model.catalog then warn(model.catalog._where, "catalog", "Service Catalog pipelines") end
-  for i, ext in ipairs(model.extensions or {}) do
-    warn(ext._where, ext._path or ("extensions[" .. i .. "]"), "extensions")
-  end
   if model.rbac and #model.rbac > 0 then
-    warn(model.rbac[1]._where, "rbac", "EKS role bindings")
+    diag(report.warnings, "warning", model.rbac[1]._where, "rbac",
+      "not generated yet (EKS role bindings come with a later version)")
   end
+end
+
+-- Extensions (lumu.extensions, when this build has it): loaded and applied
+-- right after the overrides.  Without the module, one warning per
+-- extension naming it.  -> stacks (possibly changed)
+local function extensions(model, stacks, opts, report)
+  local list = model.extensions or {}
+  if #list == 0 then return stacks end
+  local ok, mod = true, (opts.generators or {}).extensions
+  if mod == false then
+    ok, mod = false, "module 'lumu.extensions' not found"
+  elseif mod == nil then
+    ok, mod = pcall(require, "lumu.extensions")
+  end
+  if not ok then
+    if not tostring(mod):find("not found", 1, true) then
+      diag(report.errors, "error", list[1]._where, "extensions", "cannot load lumu.extensions: " .. tostring(mod))
+      return stacks
+    end
+    for i, ext in ipairs(list) do
+      local what = ext.url or ext.image or "?"
+      diag(report.warnings, "warning", ext._where, ext._path or ("extensions[" .. i .. "]"), "extension '" .. what
+        .. "' is not applied: this lumu has no extension support yet (lumu.extensions)")
+    end
+    return stacks
+  end
+  local basedir = opts.basedir or (model.source and model.source.dir) or "."
+  local exts, err, d = mod.load(model, { basedir = basedir, cache_dir = opts.cache_dir, fetch = opts.fetch == true })
+  if not exts then
+    if type(d) == "table" and d.message then
+      diag(report.errors, "error", d.where, d.key, d.message)
+    else
+      diag(report.errors, "error", list[1]._where, "extensions", tostring(err))
+    end
+    return stacks
+  end
+  for _, w in ipairs(exts.warnings or {}) do
+    local l = w.severity == "error" and report.errors or report.warnings
+    diag(l, w.severity or "warning", w.where, w.key, w.message)
+  end
+  local out, diags = mod.apply(stacks, exts, model)
+  for _, x in ipairs(diags or {}) do
+    local l = x.severity == "error" and report.errors or report.warnings
+    diag(l, x.severity or "warning", x.where, x.key, x.message)
+  end
+  return out or stacks
 end
 
 -- Cross-stack references: every Fn::ImportValue whose export name belongs
@@ -274,12 +348,175 @@ function M.network_check(d)
   return out
 end
 
+local function format_cidr(addr, n)
+  return string.format("%d.%d.%d.%d/%d", (addr >> 24) & 255, (addr >> 16) & 255, (addr >> 8) & 255, addr & 255, n)
+end
+
+local function mask(n) return n == 0 and 0 or ((0xffffffff << (32 - n)) & 0xffffffff) end
+
+local function overlaps(a, an, b, bn)
+  local n = math.min(an, bn)
+  return (a & mask(n)) == (b & mask(n))
+end
+
+-- The override entry that set parameter p of d: a templates entry whose
+-- fragment changes its Default, else a parameters entry -> where, key
+-- (nil, nil: no override sets it)
+local function setter(d, model, p)
+  for i = #(d.override_entries or {}), 1, -1 do
+    local e = d.override_entries[i]
+    local ps = type(e.fragment) == "table" and e.fragment.Parameters
+    if type(ps) == "table" and ps[p] ~= nil then
+      return e.where, "templates[" .. string.format("%q", e.stack) .. "]"
+    end
+  end
+  local config = require "lumu.config"
+  for _, e in ipairs((model and model.parameters) or {}) do
+    if e.values and e.values[p] ~= nil and config.stack_matches(e, d.name) then
+      return e.where, "parameters[" .. string.format("%q", e.stack) .. "]"
+    end
+  end
+  return nil, nil
+end
+
+--- realign_subnets(desc, before [, model]) -> diagnostics
+-- When an override moved a VPC's CIDR (a parameter whose value differs
+-- from `before`, the parameter values before the overrides) and left
+-- subnet CIDR parameters at lumu's values outside the new block, those
+-- subnets move along: the same offset inside the new block when it fits
+-- and is free, else the first free block of their size.  Changes the
+-- parameters' Defaults (and desc.parameters where it passes them, as
+-- lumu.gen.override does); returns one warning per
+-- VPC naming the override and the moves.  Subnets the overrides set are
+-- left alone (synth.network_check reports them).
+function M.realign_subnets(d, before, model)
+  local out = {}
+  if type(before) ~= "table" then return out end
+  local res = type(d.template.Resources) == "table" and d.template.Resources or {}
+  local ids, secondary = {}, {}
+  for id, r in pairs(res) do
+    ids[#ids + 1] = id
+    if type(r) == "table" and r.Type == "AWS::EC2::VPCCidrBlock" and type(r.Properties) == "table"
+        and type(r.Properties.VpcId) == "table" and r.Properties.VpcId.Ref then
+      secondary[r.Properties.VpcId.Ref] = true
+    end
+  end
+  table.sort(ids)
+  for _, vid in ipairs(ids) do
+    local r = res[vid]
+    if type(r) == "table" and r.Type == "AWS::EC2::VPC" and type(r.Properties) == "table" and not secondary[vid] then
+      local c, p = cidr_value(d, r.Properties.CidrBlock)
+      local old = p and before[p]
+      local nb, nn = parse_cidr(c)
+      local ob, on = parse_cidr(old)
+      if p and old ~= c and nb and ob then
+        nb, ob = nb & mask(nn), ob & mask(on)
+        -- the subnets of this VPC: those to move and those that stay
+        local movable, occupied, seenp = {}, {}, {}
+        for _, sid in ipairs(ids) do
+          local s = res[sid]
+          if type(s) == "table" and s.Type == "AWS::EC2::Subnet" and type(s.Properties) == "table"
+              and type(s.Properties.VpcId) == "table" and s.Properties.VpcId.Ref == vid then
+            local sc, sp = cidr_value(d, s.Properties.CidrBlock)
+            local sa, sn = parse_cidr(sc)
+            if sa then
+              if sp and not seenp[sp] and before[sp] == sc and not inside(sc, c) and not select(2, setter(d, model, sp)) then
+                movable[#movable + 1] = { param = sp, addr = sa, n = sn, cidr = sc }
+              elseif inside(sc, c) then
+                occupied[#occupied + 1] = { sa, sn }
+              end
+              if sp then seenp[sp] = true end
+            end
+          end
+        end
+        local moved = {}
+        local function free(a, n)
+          for _, o in ipairs(occupied) do
+            if overlaps(a, n, o[1], o[2]) then return false end
+          end
+          return true
+        end
+        for _, m in ipairs(movable) do
+          local target
+          if m.n >= nn and inside(m.cidr, old) then
+            local off = m.addr - ob
+            if off < (1 << (32 - nn)) and free(nb + off, m.n) then target = nb + off end
+          end
+          if not target and m.n >= nn then
+            local size = 1 << (32 - m.n)
+            local a = nb
+            while a < nb + (1 << (32 - nn)) do
+              if free(a, m.n) then target = a; break end
+              a = a + size
+            end
+          end
+          if target then
+            occupied[#occupied + 1] = { target, m.n }
+            local v = format_cidr(target, m.n)
+            if d.parameters[m.param] ~= nil then d.parameters[m.param] = v end
+            local decl = type(d.template.Parameters) == "table" and d.template.Parameters[m.param]
+            if type(decl) == "table" then decl.Default = v end
+            moved[#moved + 1] = m.param .. " " .. m.cidr .. " -> " .. v
+          end
+        end
+        if #moved > 0 then
+          local where, key = setter(d, model, p)
+          out[#out + 1] = { severity = "warning", where = where, key = key or d.name, message = string.format(
+            "moves %s of stack %s to %s; %d subnet%s left at lumu's defaults outside it moved along: %s", p, d.name,
+            c, #moved, #moved == 1 and "" or "s", table.concat(moved, ", ")) }
+        end
+      end
+    end
+  end
+  return out
+end
+
 local function encode(tpl, format)
   if format == "yaml" then
     return require("lumu.yaml").dump(tpl, { cfn_short = false })
   end
   return json.encode(tpl, { pretty = true, sort_keys = true })
 end
+
+-- Where a generator error "path.to.key: message" points: the record the
+-- path starts with (a service's pipeline, the catalog).
+local function locate(model, key)
+  if key and key:match("^catalog") and model.catalog then return model.catalog._where end
+  for _, svc in ipairs(model.services or {}) do
+    local p = svc._path or "service"
+    if key and key:sub(1, #p + 1) == p .. "." then
+      local rec = key:sub(#p + 2):match("^pipeline") and svc.pipeline or nil
+      return (rec and rec._where) or svc._where
+    end
+  end
+  return model.source and model.source.file
+end
+
+local function generator_error(report, model, err)
+  local msg = tostring(err)
+  local key, rest = msg:match("^([%w_%.%[%]\"%-]+): (.*)$")
+  diag(report.errors, "error", locate(model, key), key, rest or msg)
+end
+
+-- Every problem once (generators that share settings report them alike).
+local function dedupe(list)
+  local seen, out = {}, {}
+  for _, d in ipairs(list) do
+    local k = table.concat({ d.severity or "", tostring(d.where), tostring(d.key), tostring(d.message) }, "\0")
+    if not seen[k] then
+      seen[k] = true
+      out[#out + 1] = d
+    end
+  end
+  return out
+end
+
+-- Deployment groups: environment stacks; shared service-side stacks
+-- (codedeploy bucket, repositories, applications); DynamoDB tables (the
+-- service IAM stacks grant on their ARNs); service IAM stacks (they hold the
+-- database keys); databases; services; schedules; pipelines; the catalog.
+local GROUP = { bucket = 2, repo = 2, app = 2, dynamodb = 3, iam = 4, database = 5, service = 6, schedule = 7 }
+local PIPELINES, CATALOG, OTHER = 8, 9, 10
 
 --- plan(model, opts) -> stacks, report
 function M.plan(model, opts)
@@ -296,14 +533,17 @@ function M.plan(model, opts)
   local gens = opts.generators or {}
   local envgen = gens.environment or require("lumu.gen.environment")
   local svcgen = gens.services or require("lumu.gen.services")
+  local dbgen = gens.database or require("lumu.gen.database")
+  local dyngen = gens.dynamodb or require("lumu.gen.dynamodb")
+  local pipegen = gens.pipeline or require("lumu.gen.pipeline")
+  local catgen = gens.catalog or require("lumu.gen.catalog")
 
   local defined, all = selection(model, opts.environments, report)
   if #report.errors > 0 then return {}, report end
 
   local ns = opts.namespace or model.namespace or "mu"
-  local version = require("lumu.version").version
+  local version = opts.version or require("lumu.version").version
   local diagnostics = {}
-  local stacks = {}
   local names
   if opts.environments and #opts.environments > 0 then
     names = {}
@@ -318,54 +558,131 @@ function M.plan(model, opts)
     diag(report.errors, "error", model.source and model.source.file, nil, tostring(enverr))
     return {}, report
   end
-  for _, d in ipairs(envstacks) do stacks[#stacks + 1] = d end
-  for _, d in ipairs(svcgen.stacks(model, { namespace = ns, version = version, environments = all,
-    diagnostics = diagnostics })) do
-    stacks[#stacks + 1] = d
+  local groups = {}
+  for i = 1, OTHER do groups[i] = {} end
+  local function add(list)
+    for _, d in ipairs(list or {}) do
+      local g = groups[GROUP[d.kind] or OTHER]
+      g[#g + 1] = d
+    end
+  end
+  for _, d in ipairs(envstacks) do table.insert(groups[1], d) end
+  local sctx = { namespace = ns, version = version, environments = all, diagnostics = diagnostics }
+  add(svcgen.stacks(model, sctx))
+  -- databases and tables belong to the services: none on EKS environments,
+  -- whose services are not generated yet (lumu.gen.services warns)
+  local dataenvs = {}
+  for _, e in ipairs(all) do
+    if e.provider ~= "eks" and e.provider ~= "eks-fargate" then dataenvs[#dataenvs + 1] = e end
+  end
+  if #all == 0 or #dataenvs > 0 then
+    add((dbgen.stacks(model, { namespace = ns, environments = dataenvs, diagnostics = diagnostics })))
+    add((dyngen.stacks(model, { namespace = ns, environments = dataenvs, diagnostics = diagnostics })))
+  end
+  -- pipelines and the catalog span environments: left out of an --env selection
+  if not names then
+    local git = opts.git or {}
+    local pctx = { namespace = ns, version = version, git = git, basedir = git.basedir, baseurl = opts.baseurl,
+      github_token = opts.github_token }
+    local pstacks, perr = pipegen.stacks(model, pctx)
+    if pstacks then
+      for _, d in ipairs(pstacks) do table.insert(groups[PIPELINES], d) end
+    else
+      generator_error(report, model, perr)
+    end
+    local cstacks, cerr = catgen.stacks(model, pctx)
+    if cstacks then
+      for _, d in ipairs(cstacks) do table.insert(groups[CATALOG], d) end
+    else
+      generator_error(report, model, cerr)
+    end
+  end
+  local stacks = {}
+  for _, g in ipairs(groups) do
+    for _, d in ipairs(g) do stacks[#stacks + 1] = d end
+  end
+  -- what the pipeline and catalog generators want the user to know
+  for _, d in ipairs(stacks) do
+    for _, w in ipairs(d.warnings or {}) do
+      local key, rest = tostring(w):match("^([%w_%.%[%]\"%-]+): (.*)$")
+      diagnostics[#diagnostics + 1] = { severity = "warning", where = locate(model, key), key = key or d.name,
+        message = rest or tostring(w) }
+    end
   end
   later(report, model)
   stacks = order(stacks)
 
   local seen = {}
+  local before = {}
   for _, d in ipairs(stacks) do
-    for _, x in ipairs(override.apply(d, model, seen)) do diagnostics[#diagnostics + 1] = x end
+    if d.template then
+      before[d] = {}
+      for k in pairs(type(d.template.Parameters) == "table" and d.template.Parameters or {}) do
+        before[d][k] = param_value(d, k)
+      end
+      for _, x in ipairs(override.apply(d, model, seen)) do diagnostics[#diagnostics + 1] = x end
+    end
   end
   for _, x in ipairs(override.unmatched(model, seen)) do diagnostics[#diagnostics + 1] = x end
+  stacks = order(extensions(model, stacks, opts, report))
   for _, d in ipairs(stacks) do
-    local msgs = M.network_check(d)
-    if #msgs > 0 then
-      -- name the templates override that made the mismatch, when there is one
-      local e = d.override_entries and d.override_entries[#d.override_entries]
-      for _, msg in ipairs(msgs) do
-        diagnostics[#diagnostics + 1] = { severity = "error", where = e and e.where or nil,
-          key = e and ("templates[" .. string.format("%q", e.stack) .. "]") or d.name, message = msg }
+    if d.template then
+      for _, x in ipairs(M.realign_subnets(d, before[d], model)) do diagnostics[#diagnostics + 1] = x end
+      local msgs = M.network_check(d)
+      if #msgs > 0 then
+        -- name the templates override that made the mismatch, when there is one
+        local e = d.override_entries and d.override_entries[#d.override_entries]
+        for _, msg in ipairs(msgs) do
+          diagnostics[#diagnostics + 1] = { severity = "error", where = e and e.where or nil,
+            key = e and ("templates[" .. string.format("%q", e.stack) .. "]") or d.name, message = msg }
+        end
       end
     end
   end
-  for _, x in ipairs(diagnostics) do
+  for _, x in ipairs(dedupe(diagnostics)) do
     local list = x.severity == "error" and report.errors or report.warnings
     list[#list + 1] = x
   end
 
+  local templated = {}
+  for _, d in ipairs(stacks) do
+    if d.template then templated[#templated + 1] = d end
+  end
   local xref = {}
-  for _, p in ipairs(M.cross_check(stacks)) do
+  for _, p in ipairs(M.cross_check(templated)) do
     xref[p.stack] = xref[p.stack] or {}
     table.insert(xref[p.stack], { path = p.path, message = p.message })
   end
   for _, d in ipairs(stacks) do
-    d.body = encode(d.template, format)
-    d.format = format
-    d.size = #d.body
-    d.needs_s3 = d.size > M.NEEDS_S3
-    d.resources = count(d.template.Resources)
-    local problems = cfn.check(d.template, { body = d.body, schemas = opts.schemas })
     local list = {}
-    for i = 1, #problems do list[i] = problems[i] end
-    for _, p in ipairs(xref[d.name] or {}) do list[#list + 1] = p end
+    local notes = {}
+    if d.template then
+      d.body = encode(d.template, format)
+      d.format = format
+      d.size = #d.body
+      d.needs_s3 = d.size > M.NEEDS_S3
+      d.resources = count(d.template.Resources)
+      local problems = cfn.check(d.template, { body = d.body, schemas = opts.schemas })
+      for i = 1, #problems do list[i] = problems[i] end
+      for _, p in ipairs(xref[d.name] or {}) do list[#list + 1] = p end
+    else
+      d.size, d.resources, d.needs_s3 = 0, 0, false
+      notes[#notes + 1] = "no template: provisions " .. tostring(d.product) .. " " .. tostring(d.version)
+        .. " from Service Catalog"
+    end
+    -- assets (catalog product versions) are templates too
+    for _, a in ipairs(d.assets or {}) do
+      local tpl = json.decode(a.body)
+      for _, p in ipairs(cfn.check(tpl, { body = a.body, schemas = opts.schemas })) do
+        list[#list + 1] = { path = "assets/" .. a.key .. (p.path ~= "" and (": " .. p.path) or ""), message = p.message }
+      end
+    end
     d.problems = list
     report.problems = report.problems + #list
-    local notes = {}
     if d.needs_s3 then notes[#notes + 1] = "needs S3 upload (over 51,200 bytes)" end
+    if d.assets and #d.assets > 0 then
+      notes[#notes + 1] = #d.assets .. " asset" .. (#d.assets == 1 and "" or "s") .. " (product templates)"
+    end
     if #list > 0 then notes[#notes + 1] = #list .. " problem" .. (#list == 1 and "" or "s") end
     if d.overrides and #d.overrides > 0 then notes[#notes + 1] = "overrides: " .. table.concat(d.overrides, ", ") end
     d.notes = notes

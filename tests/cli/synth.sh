@@ -1,8 +1,11 @@
 # `lumu synth`: writes templates/parameters/tags + README.txt for the bundled
-# example; a broken configuration exits 2 and writes nothing (not even into
-# an existing output directory); usage errors exit 2; --format yaml; stale
-# files of an earlier run are removed, other files are kept; --env limits
-# the environments; --schemas runs the registry schema checker.
+# example (databases and a pipeline included, no warning); a broken
+# configuration exits 2 and writes nothing (not even into an existing output
+# directory); usage errors exit 2; --format yaml; stale files of an earlier
+# run are removed, other files are kept; --env limits the environments;
+# --schemas runs the registry schema checker; the catalog's product
+# templates go to assets/; a catalog-provision entry is listed without
+# template; the pipelines' repository comes from the git checkout.
 # Usage: bash tests/cli/synth.sh path/to/lumu
 set -eu
 
@@ -46,16 +49,19 @@ cp "$SRC/scripts/example/lumu.lua" "$SRC/scripts/example/mu.yml" "$TMP/"
 run "$LUMU" synth -c lumu.lua -o out
 expect_out "synth example: table header" 0 "stack"
 expect_out "synth example: service row" 0 "mu-service-sample-service-acceptance"
-expect_err "synth example: database warning" 0 \
-  "lumu: warning: services[1].database: not generated yet (databases come with a later version)"
-expect_err "synth example: pipeline warning" 0 "services[1].pipeline: not generated yet"
+expect_rc "synth example" 0
+check "synth example: no warning" '[ -z "$err" ]'
+expect_out "synth example: database row" 0 "mu-database-sample-service-production     database"
+expect_out "synth example: pipeline row" 0 "mu-pipeline-sample-service"
 check "synth example: template written" '[ -s out/mu-service-sample-service-acceptance.template.json ]'
 check "synth example: parameters written" \
   'grep -q "\"ParameterKey\": \"ServiceName\"" out/mu-service-sample-service-acceptance.parameters.json'
 check "synth example: tags written" 'grep -q "\"Key\": \"mu:type\"" out/mu-vpc-acceptance.tags.json'
 check "synth example: README indexes the stacks" 'grep -q "mu-repo-sample-service (repo)" out/README.txt'
 n=$(ls out | grep -c '\.template\.json$' || true)
-check "synth example: 14 stacks" '[ "$n" = 14 ]'
+check "synth example: 18 stacks" '[ "$n" = 18 ]'
+check "synth example: no password value anywhere" '! grep -rqi "hunter\|\"MasterUserPassword\": \"" out'
+check "synth example: no assets" '[ ! -e out/assets ]'
 check "synth example: no temp dirs left" '[ -z "$(ls -A . | grep lumu-synth || true)" ]'
 
 # mu.yml gives the same templates
@@ -130,6 +136,56 @@ check "--env: acceptance left out" '[ ! -e out/mu-vpc-acceptance.template.yaml ]
 check "stale outputs removed" '[ ! -e out/mu-gone.template.json ] && [ ! -e out/mu-vpc-acceptance.template.json ]'
 check "other files kept" '[ -e out/keep-me.txt ]'
 check "yaml is long-form" '! grep -q "!Ref" out/mu-service-sample-service-production.template.yaml'
+
+# the catalog: assets, and a pipeline provisioned from it ----------------------------
+cat > catalog.yml <<'YML'
+environments: [{name: acceptance}, {name: production}]
+catalog:
+  iamUsers: [alice]
+  pipelines:
+    - name: standard
+      versions:
+        v1: {source: {provider: GitHub}}
+        v2: {source: {provider: CodeCommit}}
+service:
+  name: billing
+  pipeline:
+    catalog: {name: standard, version: v1}
+    source:
+      repo: acme/billing
+      connectionArn: arn:aws:codestar-connections:us-east-1:111111111111:connection/0c4b0f7e-1a2b-4c3d-9e8f-001122334455
+YML
+mkdir -p cat-out/assets/products/old && touch cat-out/assets/products/old/stale.json
+run "$LUMU" synth -c catalog.yml -o cat-out
+expect_out "catalog: product row with its assets" 0 "2 assets (product templates)"
+expect_out "catalog: provision row" 0 "no template: provisions standard v1 from Service Catalog"
+n=$(find cat-out/assets -name 'pipeline-*.json' | wc -l)
+check "catalog: two version templates under assets/" '[ "$n" = 2 ]'
+check "catalog: stale assets removed" '[ ! -e cat-out/assets/products/old ]'
+check "catalog: the version templates are JSON templates" \
+  'grep -q "AWS::CodePipeline::Pipeline" cat-out/assets/products/standard/v1/pipeline-*.json'
+check "catalog: README lists the provision entry" 'grep -q "mu-billing (catalog-provision).*no template" cat-out/README.txt'
+check "catalog: README names the assets" 'grep -q "assets/products/standard/v2/pipeline-" cat-out/README.txt'
+check "catalog: provision parameters written, no template" \
+  '[ -s cat-out/mu-billing.parameters.json ] && [ ! -e cat-out/mu-billing.template.json ]'
+run "$LUMU" synth -c lumu.lua -o cat-out
+check "catalog: assets dropped when no longer produced" '[ ! -e cat-out/assets ]'
+
+# git: the pipeline's repository from .git/config ------------------------------------
+mkdir -p gitrepo/.git gitrepo/app
+printf '[core]\n\tbare = false\n[remote "origin"]\n\turl = git@github.com:acme/shop.git\n' > gitrepo/.git/config
+printf 'ref: refs/heads/release\n' > gitrepo/.git/HEAD
+printf 'environments: [{name: acceptance}, {name: production}]\nservice:\n  name: shop\n  pipeline: {}\n' \
+  > gitrepo/app/mu.yml
+run "$LUMU" synth -c gitrepo/app/mu.yml -o git-out
+expect_rc "git: a pipeline without source.repo" 0
+check "git: repo from the remote" 'grep -A1 SourceRepo git-out/mu-pipeline-shop.parameters.json | grep -q "acme/shop"'
+check "git: branch from HEAD" 'grep -A1 SourceBranch git-out/mu-pipeline-shop.parameters.json | grep -q release'
+check "git: config directory relative to the root" 'grep -q "\"app\"" git-out/mu-pipeline-shop.template.json'
+cp gitrepo/app/mu.yml nogit.yml
+run "$LUMU" synth -c nogit.yml -o never
+expect_err "no git: the missing repository is an error naming the key" 2 \
+  "service.pipeline.source.repo: not set and no git remote was detected"
 
 # --schemas -------------------------------------------------------------------------
 if [ -d "$SHARED/cfn/schemas" ]; then

@@ -136,7 +136,8 @@ describe("defaults", function()
       dockerfile = "Dockerfile", port = 8080, protocol = "HTTP", healthEndpoint = "/health", cpu = 10,
       memory = 300, networkMode = "bridge", assignPublicIp = false, links = {}, environment = {},
       pathPatterns = {}, hostPatterns = {}, schedules = {}, targetCPUUtilization = 75, discoveryTTL = 60,
-      roles = {}, secrets = {}, dynamodb = {},
+      roles = {}, secrets = {}, dynamodb = {}, logRetentionDays = 30,
+      repository = { scanOnPush = true, immutableTags = false, maxImages = 100, untaggedDays = 14 },
     }, s)
     assert.are.same({
       name = "db", engine = "aurora", engineMode = "provisioned", instanceClass = "db.t2.small",
@@ -284,7 +285,8 @@ service:
 ]])
     local s = m.services[1]
     assert.are.equal(90, s.logRetentionDays)
-    assert.are.same({ scanOnPush = true, maxImages = 50 }, public(s.repository))
+    assert.are.same({ scanOnPush = true, immutableTags = false, maxImages = 50, untaggedDays = 14 },
+      public(s.repository))
     assert.are.equal("ssm:/web/api-key", s.secrets.API_KEY)
     assert.are.equal("", config.env_value(s.secrets.TOKEN, "dev"))
     local t = s.dynamodb[1]

@@ -167,7 +167,16 @@ service:
       "mu-iam-service-web-acceptance", "mu-service-web-acceptance", "mu-schedule-web-nightly-acceptance",
       "mu-iam-service-web-production", "mu-service-web-production", "mu-schedule-web-nightly-production",
     }, names)
-    assert.is_truthy(diag_with(diags, "warning", "database$"))
+    assert.are.same({}, diags) -- the database is generated (lumu.gen.database), no warning
+    -- the service waits for its database; the IAM stack holds the database's key
+    assert.contains(by["mu-service-web-acceptance"].depends, "mu-database-web-acceptance")
+    local r = by["mu-iam-service-web-acceptance"].template.Resources
+    assert.are.equal("AWS::KMS::Key", r.DatabaseKey.Type)
+    assert.is_true(r.DatabaseKey.Properties.EnableKeyRotation)
+    assert.are.equal("Retain", r.DatabaseKey.DeletionPolicy)
+    assert.are.equal("alias/mu-service-web-acceptance", r.DatabaseKeyAlias.Properties.AliasName)
+    local out = by["mu-iam-service-web-acceptance"].template.Outputs.DatabaseKeyArn
+    assert.are.equal("mu-iam-service-web-acceptance-DatabaseKeyArn", out.Export.Name)
   end)
 
   it("picks per-environment values and sends ${X} values through Fn::Sub", function()
@@ -177,7 +186,10 @@ service:
     for _, e in ipairs(c.Environment) do env[e.Name] = e.Value end
     assert.are.equal("value", env.PLAIN)
     assert.are.equal("one", env.PER_ENV)
-    assert.are.same({ ["Fn::Sub"] = "${DatabaseEndpointAddress}" }, env.ADDR)
+    -- the database stack's export, through the Fn::Sub variable map
+    assert.are.same({ ["Fn::Sub"] = { "${DatabaseEndpointAddress}", { DatabaseEndpointAddress = {
+      ["Fn::ImportValue"] = "mu-database-web-acceptance-DatabaseEndpointAddress" } } } }, env.ADDR)
+    assert.is_nil(by["mu-service-web-acceptance"].template.Parameters.DatabaseEndpointAddress)
     assert.is_nil(env.PASSWORD)
     local c2 = by["mu-service-web-production"].template.Resources.MicroserviceTaskDefinition.Properties
       .ContainerDefinitions[1]
@@ -371,19 +383,18 @@ service:
   end)
 end)
 
-describe("lumu's service keys beyond mu's (when the model has them)", function()
+describe("lumu's service keys beyond mu's", function()
   local m = model([[
 environments: [{name: a, provider: ecs-fargate}, {name: e, provider: ec2}]
-service: {name: s}
+service:
+  name: s
+  secrets:
+    API_TOKEN: secretsmanager:prod/api:token
+    DB_PASS: {a: ssm:/s/db/password, e: /s/db/password}
+    NOT_HERE: {other: ssm:/x}
+  logRetentionDays: 14
+  repository: {immutableTags: true, scanOnPush: false, maxImages: 7, untaggedDays: 2}
 ]])
-  local svc = m.services[1]
-  svc.secrets = {
-    API_TOKEN = "secretsmanager:prod/api:token",
-    DB_PASS = { a = "ssm:/s/db/password", e = "/s/db/password" },
-    NOT_HERE = { other = "ssm:/x" },
-  }
-  svc.logRetentionDays = 10
-  svc.repository = { immutableTags = true, scanOnPush = false, maxImages = 7, untaggedDays = 2 }
   local by, diags = gen(m)
 
   it("secrets become valueFrom entries and exactly those are readable", function()
@@ -409,11 +420,16 @@ service: {name: s}
     local script = d.template.Resources.LaunchTemplate.Properties.LaunchTemplateData.UserData["Fn::Base64"]["Fn::Sub"][1]
     assert.matches("ssm get%-parameter %-%-with%-decryption %-%-name 'arn:", script)
     assert.matches("secretsmanager get%-secret%-value %-%-secret%-id 'prod/api'", script)
-    assert.is_truthy(diag_with(diags, "warning", "secrets%.API_TOKEN$")) -- json keys: ECS only
+    -- the JSON key is extracted on the instance too
+    assert.matches("%-%-output text | python3 %-c 'import json,sys; print%(json.load%(sys.stdin%)%['\\''token'\\''%]%)'",
+      script)
+    assert.are.same({}, diags)
+    -- `aws ssm get-parameter` needs the singular action
+    assert.matches('"ssm:GetParameter"', json.encode(by["mu-iam-service-s-e"].template))
     assert.matches("s3:GetObject", json.encode(clean(by["mu-iam-service-s-e"]).template))
   end)
 
-  it("log retention rounds up to an allowed value", function()
+  it("log retention: as configured (default 30); the helper rounds up to an allowed value", function()
     assert.are.equal(14, by["mu-service-s-a"].template.Resources.ServiceLogGroup.Properties.RetentionInDays)
     assert.are.equal(1, services.log_retention(0))
     assert.are.equal(3653, services.log_retention(99999))
@@ -430,12 +446,26 @@ service: {name: s}
     assert.are.equal(2, policy.rules[2].rulePriority)
   end)
 
-  it("a bad secret reference is an error naming the key", function()
-    local m2 = model("environments: [{name: a}]\nservice: {name: t}\n")
-    m2.services[1].secrets = { X = "plain text value" }
-    local _, d2 = gen(m2)
+  it("the defaults: 30 days, scan on push, mutable tags, 100 images, untagged for 14 days", function()
+    local by2 = gen(model("environments: [{name: a}]\nservice: {name: t}\n"))
+    assert.are.equal(30, by2["mu-service-t-a"].template.Resources.ServiceLogGroup.Properties.RetentionInDays)
+    local r = by2["mu-repo-t"].template.Resources.Repo.Properties
+    assert.are.equal("MUTABLE", r.ImageTagMutability)
+    assert.are.equal(true, r.ImageScanningConfiguration.ScanOnPush)
+    local policy = json.decode(r.LifecyclePolicy.LifecyclePolicyText)
+    assert.are.same({ 14, 100 }, { policy.rules[1].selection.countNumber, policy.rules[2].selection.countNumber })
+  end)
+
+  it("a bad secret reference is a configuration error naming the key", function()
+    local m2, p = config.load_string("environments: [{name: a}]\nservice: {name: t, secrets: {X: plain text}}\n")
+    assert.is_nil(m2)
+    assert.are.equal("mu.yml:2:30: service.secrets.X: must not contain spaces: 'plain text'", config.format_error(p[1]))
+  end)
+
+  it("a variable set both as a secret and in environment is an error", function()
+    local _, d2 = gen(model("environments: [{name: a}]\nservice: {name: t, environment: {X: x}, secrets: {X: ssm:/x}}\n"))
     local d = diag_with(d2, "error", "secrets%.X$")
     assert.is_truthy(d)
-    assert.matches("must not contain spaces", d.message)
+    assert.matches("also set in environment", d.message)
   end)
 end)

@@ -171,3 +171,286 @@ describe("hostile overrides", function()
     end
   end)
 end)
+
+-- ---------------------------------------------------------------------------
+-- Integration: databases, tables, pipelines, the catalog, extensions
+-- ---------------------------------------------------------------------------
+
+local function by_name(stacks)
+  local by, pos = {}, {}
+  for i, d in ipairs(stacks) do by[d.name], pos[d.name] = d, i end
+  return by, pos
+end
+
+describe("synth.plan with databases, tables and pipelines", function()
+  local m = model([[
+environments: [{name: acceptance, provider: ecs-fargate}, {name: production}]
+service:
+  name: web
+  pathPatterns: [/web/*]
+  environment:
+    DB_URL: "mysql://${DatabaseEndpointAddress}:${DatabaseEndpointPort}/${DatabaseName}"
+    DB_PASSWORD: ${DatabaseMasterPassword}
+    ORDERS: ${TableOrdersName}
+  schedules: [{name: nightly, expression: rate(1 day)}]
+  database: {name: webdb, engine: postgres}
+  dynamodb: [{name: orders, partitionKey: id}]
+  pipeline: {source: {repo: acme/web}}
+]])
+  local stacks, report = synth.plan(m)
+  local by, pos = by_name(stacks)
+
+  it("plans every kind in dependency order, with no warning and no problem", function()
+    assert.are.same({}, report.errors)
+    assert.are.same({}, report.warnings)
+    assert.are.equal(0, report.problems)
+    local kinds = {}
+    for _, d in ipairs(stacks) do
+      if kinds[#kinds] ~= d.kind then kinds[#kinds + 1] = d.kind end
+    end
+    -- environment stacks, then the repository, tables, service IAM (database
+    -- keys, table grants), databases, services, schedules, pipeline IAM +
+    -- pipeline
+    assert.are.same({ "iam", "vpc", "loadbalancer", "environment", "iam", "vpc", "loadbalancer", "environment",
+      "repo", "dynamodb", "iam", "database", "service", "schedule", "iam", "pipeline" }, kinds)
+    for i, d in ipairs(stacks) do
+      for _, dep in ipairs(d.depends) do
+        if pos[dep] then assert.is_true(pos[dep] < i, d.name .. " after " .. dep) end
+      end
+    end
+  end)
+
+  it("the service imports the database and table outputs and depends on both stacks", function()
+    local d = by["mu-service-web-production"]
+    assert.contains(d.depends, "mu-database-web-production")
+    assert.contains(d.depends, "mu-dynamodb-web-production")
+    local env = {}
+    for _, e in ipairs(d.template.Resources.MicroserviceTaskDefinition.Properties.ContainerDefinitions[1].Environment) do
+      env[e.Name] = e.Value
+    end
+    local vars = env.DB_URL["Fn::Sub"][2]
+    assert.are.same({ "DatabaseEndpointAddress", "DatabaseEndpointPort", "DatabaseName" },
+      (function() local k = {}; for n in pairs(vars) do k[#k + 1] = n end; table.sort(k); return k end)())
+    assert.are.same({ ["Fn::ImportValue"] = "mu-dynamodb-web-production-TableOrdersName" },
+      env.ORDERS["Fn::Sub"][2].TableOrdersName)
+    assert.is_nil(env.DB_PASSWORD)
+  end)
+
+  it("the task role may use the table; the IAM stack waits for the table stack", function()
+    local iam = by["mu-iam-service-web-acceptance"]
+    assert.contains(iam.depends, "mu-dynamodb-web-acceptance")
+    local text = json.encode(iam.template.Resources.EcsTaskRole)
+    assert.matches("dynamodb:PutItem", text, 1, true)
+    assert.matches("mu-dynamodb-web-acceptance-TableOrdersArn", text, 1, true)
+    -- the database key, which the database stack imports
+    assert.are.equal("AWS::KMS::Key", iam.template.Resources.DatabaseKey.Type)
+    assert.contains(by["mu-database-web-acceptance"].depends, "mu-iam-service-web-acceptance")
+  end)
+
+  it("--env leaves the pipeline out (it spans environments)", function()
+    local only = synth.plan(m, { environments = { "production" } })
+    local b = by_name(only)
+    assert.is_truthy(b["mu-database-web-production"])
+    assert.is_nil(b["mu-database-web-acceptance"])
+    assert.is_nil(b["mu-pipeline-web"])
+    assert.is_truthy(by["mu-pipeline-web"])
+  end)
+end)
+
+describe("an RDS-managed master password", function()
+  it("is read through a policy in the service stack (the IAM stack deploys before the database)", function()
+    local stacks, report = synth.plan(model([[
+environments: [{name: a}]
+service:
+  name: s
+  environment: {PW: "${DatabaseMasterPassword}"}
+  database: {name: d, engine: postgres, manageMasterUserPassword: true}
+]]))
+    assert.are.same({}, report.errors)
+    assert.are.equal(0, report.problems)
+    local by = by_name(stacks)
+    local svc = by["mu-service-s-a"].template.Resources
+    assert.are.equal("AWS::IAM::Policy", svc.DatabaseSecretPolicy.Type)
+    assert.contains(svc.EcsService.DependsOn, "DatabaseSecretPolicy")
+    local c = svc.MicroserviceTaskDefinition.Properties.ContainerDefinitions[1]
+    assert.are.same({ ["Fn::Join"] = { "", { { ["Fn::ImportValue"] = "mu-database-s-a-DatabaseMasterUserSecretArn" },
+      ":password::" } } }, c.Secrets[1].ValueFrom)
+    -- no import of the database stack in the IAM stack: no cycle
+    assert.is_nil(json.encode(by["mu-iam-service-s-a"].template):find("mu-database-s-a", 1, true))
+  end)
+end)
+
+describe("a pipeline from the catalog", function()
+  local m = assert(config.load("tests/fixtures/gen/pipeline/catalog-service.yml"))
+  local stacks, report = synth.plan(m)
+  local by, pos = by_name(stacks)
+  it("is a catalog-provision entry without template, after its product", function()
+    assert.are.same({}, report.errors)
+    assert.are.equal(0, report.problems)
+    local d = by["mu-billing"]
+    assert.are.equal("catalog-provision", d.kind)
+    assert.is_nil(d.body)
+    assert.are.same({ 0, 0 }, { d.size, d.resources })
+    assert.matches("no template: provisions standard v1 from Service Catalog", table.concat(d.notes, "; "), 1, true)
+    assert.is_true(pos["mu-product-standard"] < pos["mu-billing"])
+    assert.are.equal(2, #by["mu-product-standard"].assets)
+  end)
+end)
+
+describe("subnets when an override moves the VPC", function()
+  local function plan_vpc(extra)
+    local stacks, report = synth.plan(model("environments: [{name: a}]\n" .. extra))
+    return by_name(stacks)["mu-vpc-a"], report
+  end
+  local function cidr(d, p) return d.parameters[p] or d.template.Parameters[p].Default end
+
+  it("a subnet the override sets outside the new VPC stays an error; the others move", function()
+    local d, report = plan_vpc([[
+templates:
+  mu-vpc-a:
+    Parameters:
+      VpcCidrBlock: {Default: 10.200.0.0/16}
+      InstanceSubnetAZ1CidrBlock: {Default: 10.0.100.0/24}
+]])
+    assert.are.equal(1, #report.errors)
+    assert.are.equal('templates["mu-vpc-a"]', report.errors[1].key)
+    assert.matches("set InstanceSubnetAZ1CidrBlock to a block inside 10.200.0.0/16", report.errors[1].message, 1, true)
+    assert.are.equal(1, #report.warnings)
+    assert.matches("6 subnets left at lumu's defaults outside it moved along", report.warnings[1].message, 1, true)
+    assert.are.equal("10.0.100.0/24", cidr(d, "InstanceSubnetAZ1CidrBlock"))
+    assert.are.equal("10.200.101.0/24", cidr(d, "InstanceSubnetAZ2CidrBlock"))
+    assert.are.equal("10.200.0.0/24", cidr(d, "ElbSubnetAZ1CidrBlock"))
+  end)
+
+  it("a smaller block: the first free blocks when the offsets do not fit", function()
+    local d, report = plan_vpc([[
+parameters:
+  mu-vpc-a:
+    VpcCidrBlock: 192.168.16.0/20
+]])
+    assert.are.same({}, report.errors)
+    assert.are.equal('parameters["mu-vpc-a"]', report.warnings[1].key)
+    local seen = {}
+    for _, p in ipairs({ "ElbSubnetAZ1", "ElbSubnetAZ2", "ElbSubnetAZ3", "InstanceSubnetAZ1", "InstanceSubnetAZ2",
+      "InstanceSubnetAZ3", "NatSubnetAZ1" }) do
+      local c = cidr(d, p .. "CidrBlock")
+      assert.is_true(synth._inside(c, "192.168.16.0/20"), p .. " " .. c)
+      assert.is_nil(seen[c], c)
+      seen[c] = true
+    end
+    -- same offsets where they fit (ELB 0-2), the next free /24 blocks after
+    assert.are.equal("192.168.16.0/24", cidr(d, "ElbSubnetAZ1CidrBlock"))
+    assert.are.equal("192.168.19.0/24", cidr(d, "InstanceSubnetAZ1CidrBlock"))
+    assert.are.same({}, synth.network_check(d))
+  end)
+
+  it("no room at all leaves the subnets, and the error, in place", function()
+    local _, report = plan_vpc([[
+parameters:
+  mu-vpc-a:
+    VpcCidrBlock: 10.9.0.0/26
+]])
+    assert.is_true(#report.errors >= 1)
+    assert.are.same({}, report.warnings) -- a /24 cannot move into a /26
+  end)
+
+  it("realign_subnets does nothing without a moved VPC", function()
+    local stacks = synth.plan(model("environments: [{name: a}]\n"))
+    local d = by_name(stacks)["mu-vpc-a"]
+    local before = {}
+    for k, p in pairs(d.template.Parameters) do before[k] = p.Default end
+    assert.are.same({}, synth.realign_subnets(d, before))
+    assert.are.same({}, synth.realign_subnets(d, nil))
+  end)
+end)
+
+describe("extensions in synth.plan", function()
+  local yml = "environments: [{name: a}]\nextensions: [{url: one}, {url: 'https://example.com/two.zip'}]\n"
+
+  it("without lumu.extensions: one warning per extension, naming it", function()
+    local _, report = synth.plan(model(yml), { generators = { extensions = false } })
+    assert.are.same({}, report.errors)
+    assert.are.equal(2, #report.warnings)
+    assert.are.equal("extensions[1]", report.warnings[1].key)
+    assert.matches("extension 'one' is not applied", report.warnings[1].message, 1, true)
+    assert.matches("extension 'https://example.com/two.zip' is not applied", report.warnings[2].message, 1, true)
+  end)
+
+  it("with it: load gets the config directory and no fetching, apply may change and add stacks", function()
+    local got
+    local fake = {
+      load = function(_, opts)
+        got = opts
+        return { extensions = {}, warnings = { { severity = "warning", key = "extensions[1]", message = "note" } } }
+      end,
+      apply = function(descriptors, _, _)
+        for _, d in ipairs(descriptors) do
+          if d.name == "mu-vpc-a" then d.template.Resources.Extra = { Type = "AWS::SNS::Topic" } end
+        end
+        descriptors[#descriptors + 1] = { name = "mu-extra", kind = "extra", parameters = {}, tags = {},
+          depends = { "mu-vpc-a" }, template = { Resources = { T = { Type = "AWS::SNS::Topic" } } } }
+        return descriptors, { { severity = "error", key = "extensions[2]", message = "hook failed" } }
+      end,
+    }
+    local stacks, report = synth.plan(model(yml), { generators = { extensions = fake } })
+    assert.are.same({ basedir = ".", fetch = false }, got)
+    local by = by_name(stacks)
+    assert.are.equal("AWS::SNS::Topic", by["mu-vpc-a"].template.Resources.Extra.Type)
+    assert.is_truthy(by["mu-extra"].body)
+    assert.are.equal("note", report.warnings[1].message)
+    assert.are.equal("hook failed", report.errors[1].message)
+  end)
+
+  it("a load failure is an error with the module's diagnostic", function()
+    local fake = {
+      load = function() return nil, "x", { severity = "error", where = "mu.yml:2:1", key = "extensions[2]",
+        message = "not in the cache" } end,
+      apply = function() error("not reached") end,
+    }
+    local _, report = synth.plan(model(yml), { generators = { extensions = fake } })
+    assert.are.same({ { severity = "error", where = "mu.yml:2:1", key = "extensions[2]", message = "not in the cache" } },
+      report.errors)
+  end)
+end)
+
+describe("lumu synth's git detection", function()
+  local cli = require "lumu.cli.synth"
+  local fs = require "lumu.fs"
+
+  it("reads GitHub and CodeCommit remotes", function()
+    local cases = {
+      { "git@github.com:acme/shop.git", "GitHub", "acme/shop" },
+      { "https://github.com/acme/shop", "GitHub", "acme/shop" },
+      { "https://token@github.com/acme/shop.git/", "GitHub", "acme/shop" },
+      { "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/shop", "CodeCommit", "shop" },
+      { "codecommit::us-east-1://shop", "CodeCommit", "shop" },
+      { "ssh://git-codecommit.us-east-1.amazonaws.com/v1/repos/shop", "CodeCommit", "shop" },
+    }
+    for _, c in ipairs(cases) do
+      assert.are.same({ c[2], c[3] }, { cli._parse_remote(c[1]) }, c[1])
+    end
+    assert.is_nil(cli._parse_remote("https://gitlab.com/acme/shop.git"))
+    assert.is_nil(cli._parse_remote("git@github.com:acme/shop/extra.git"))
+  end)
+
+  it("finds the checkout above the config, its branch and the relative directory", function()
+    local root = assert(fs.tmpdir("lumu-git-"))
+    assert(fs.mkdir(root .. "/.git"))
+    assert(fs.mkdir(root .. "/svc/api"))
+    assert(fs.write(root .. "/.git/HEAD", "ref: refs/heads/feature/x\n"))
+    assert(fs.write(root .. "/.git/config", '[remote "upstream"]\n\turl = git@github.com:other/repo.git\n'
+      .. '[remote "origin"]\n\turl = https://github.com/acme/shop.git\n[branch "main"]\n\tremote = origin\n'))
+    local g = cli.detect_git(root .. "/svc/api")
+    assert.are.same({ provider = "GitHub", repo = "acme/shop", branch = "feature/x", basedir = "svc/api" }, g)
+    assert.are.equal(".", cli.detect_git(root).basedir)
+    -- a worktree: .git is a file pointing at the git directory
+    local wt = assert(fs.tmpdir("lumu-wt-"))
+    assert(fs.write(wt .. "/.git", "gitdir: " .. root .. "/.git\n"))
+    assert.are.equal("acme/shop", cli.detect_git(wt).repo)
+    -- detached HEAD: no branch
+    assert(fs.write(root .. "/.git/HEAD", "0123456789abcdef0123456789abcdef01234567\n"))
+    assert.is_nil(cli.detect_git(root).branch)
+    fs.rmtree(root)
+    fs.rmtree(wt)
+  end)
+end)

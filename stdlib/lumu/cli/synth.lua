@@ -4,18 +4,27 @@
 -- For every stack (lumu.synth.plan order) DIR gets <stack>.template.json (or
 -- .yaml), <stack>.parameters.json ([{ParameterKey, ParameterValue}], as the
 -- AWS CLI takes them) and <stack>.tags.json ([{Key, Value}]), plus
--- README.txt indexing them.  Files are written into a fresh directory next
--- to DIR and moved into place at the end, so a failed run writes nothing.
--- Files of earlier runs that this run does not produce are removed (only
--- names ending in .template.json/.template.yaml/.parameters.json/
--- .tags.json and README.txt).
+-- README.txt indexing them.  A catalog-provision entry (a pipeline
+-- provisioned from a Service Catalog product) has no template: only its
+-- parameters and tags.  Stack assets (the catalog's product version
+-- templates) go to DIR/assets/<key>, to upload before the stack deploys.
+-- Files are written into a fresh directory next to DIR and moved into
+-- place at the end, so a failed run writes nothing.  Files of earlier runs
+-- that this run does not produce are removed (only names ending in
+-- .template.json/.template.yaml/.parameters.json/.tags.json, README.txt
+-- and the assets/ directory).
+-- The pipelines' source defaults come from the git checkout holding the
+-- config (remote "origin": GitHub or CodeCommit; the current branch; the
+-- config directory relative to the repository root): M.detect_git.
 -- stdout: a table (stack, kind, resources, bytes, notes).  stderr: config
 -- problems and generation errors, one per line; warnings as
 -- "lumu: warning: KEY: message".
 -- Exit: 0 ok; 1 template problems (cfn checks; with --schemas also the
 -- resource schemas) or a write failure; 2 usage, configuration or
 -- generation errors.
--- ctx.stdout / ctx.stderr (file-like) replace io.stdout / io.stderr (tests).
+-- ctx.stdout / ctx.stderr (file-like) replace io.stdout / io.stderr, ctx.git
+-- ({provider=, repo=, branch=, basedir=} or false: none) replaces the
+-- detection (tests).
 local config = require "lumu.config"
 local synth = require "lumu.synth"
 local fs = require "lumu.fs"
@@ -25,12 +34,17 @@ local M = {
   usage = "lumu synth [-c FILE] [-o DIR] [--format json|yaml] [-n NS] [--env NAME]... [--schemas DIR]",
   help = [[
 Loads the configuration (-c FILE, else lumu.lua, else mu.yml in the current
-directory), generates the environment and service stacks with mu's
-overrides applied, checks every template and writes, for each stack,
-DIR/<stack>.template.json|yaml, DIR/<stack>.parameters.json and
-DIR/<stack>.tags.json, plus DIR/README.txt (DIR defaults to lumu.out).  --env limits the environments (repeatable); --schemas DIR
-also checks every resource against the CloudFormation registry schemas in
-DIR (laid out like ../shared/cfn).  Nothing is written when something fails.
+directory), generates the environment, service, database, pipeline and
+catalog stacks with mu's overrides applied, checks every template and
+writes, for each stack, DIR/<stack>.template.json|yaml,
+DIR/<stack>.parameters.json and DIR/<stack>.tags.json, the catalog's
+product templates under DIR/assets/, plus DIR/README.txt (DIR defaults to
+lumu.out).  --env limits the environments (repeatable; pipelines and the
+catalog are left out then); --schemas DIR also checks every resource
+against the CloudFormation registry schemas in DIR (laid out like
+../shared/cfn).  Pipelines without source.repo take it from the git
+remote "origin" of the checkout holding the config.  Nothing is written
+when something fails.
 Exit status: 0 ok, 1 template problems, 2 usage or configuration errors.]],
   options = {
     { "-c", "--config", arg = "FILE", desc = "configuration file (default: lumu.lua or mu.yml)" },
@@ -48,7 +62,7 @@ M.DEFAULT_OUTPUT = "lumu.out"
 local OUR_FILE = { "%.template%.json$", "%.template%.yaml$", "%.parameters%.json$", "%.tags%.json$" }
 
 local function ours(name)
-  if name == "README.txt" then return true end
+  if name == "README.txt" or name == "assets" then return true end
   for _, p in ipairs(OUR_FILE) do
     if name:match(p) then return true end
   end
@@ -89,11 +103,32 @@ local function readme(stacks, model, path, ext)
     "Deploy the stacks in this order; each has <stack>.template." .. ext .. ", <stack>.parameters.json",
     "([{ParameterKey, ParameterValue}]) and <stack>.tags.json ([{Key, Value}]).",
     "Stacks marked 'needs S3' exceed 51,200 bytes: upload the template and use --template-url.",
-    "",
   }
+  local any_assets, any_provision = false, false
+  for _, d in ipairs(stacks) do
+    if d.assets and #d.assets > 0 then any_assets = true end
+    if not d.template then any_provision = true end
+  end
+  if any_assets then
+    lines[#lines + 1] = "Files under assets/ go to the bucket a stack names (its 'assets' note) BEFORE that stack."
+  end
+  if any_provision then
+    lines[#lines + 1] = "A 'catalog-provision' entry has no template: provision the named Service Catalog product"
+    lines[#lines + 1] = "version as <name>, with <name>.parameters.json."
+  end
+  lines[#lines + 1] = ""
   for i, d in ipairs(stacks) do
     local extra = {}
     if d.needs_s3 then extra[#extra + 1] = "needs S3" end
+    if not d.template then
+      extra[#extra + 1] = "no template: product " .. tostring(d.product) .. " version " .. tostring(d.version)
+    end
+    if d.assets and #d.assets > 0 then
+      local keys = {}
+      for _, a in ipairs(d.assets) do keys[#keys + 1] = "assets/" .. a.key end
+      extra[#extra + 1] = "assets to the bucket of " .. (d.assets[1].bucket_stack or "?") .. ": "
+        .. table.concat(keys, ", ")
+    end
     if #(d.depends or {}) > 0 then extra[#extra + 1] = "after " .. table.concat(d.depends, ", ") end
     lines[#lines + 1] = string.format("%3d. %s (%s): %s%s", i, d.name, d.kind, d.description or "",
       #extra > 0 and (" [" .. table.concat(extra, "; ") .. "]") or "")
@@ -104,6 +139,7 @@ end
 local function write_file(path, data)
   local f, err = io.open(path, "wb")
   if not f then return nil, err end
+  f:setvbuf("no") -- one write(2) for the whole file, no fstat
   local ok, werr = f:write(data)
   if not ok then f:close(); return nil, path .. ": " .. tostring(werr) end
   local cok, cerr = f:close()
@@ -134,9 +170,20 @@ local function publish(dir, files)
     fs.rmtree(tmp)
     return nil, err
   end
+  local tops = {}
   for _, f in ipairs(files) do
-    local ok, err = write_file(fs.join(tmp, f[1]), f[2])
+    local full = fs.join(tmp, f[1])
+    if f[1]:find("/", 1, true) then
+      local ok, err = fs.mkdir(fs.dirname(full))
+      if not ok then return fail(err) end
+    end
+    local ok, err = write_file(full, f[2])
     if not ok then return fail(err) end
+    local top = f[1]:match("^([^/]+)")
+    if not tops[top] then
+      tops[top] = true
+      tops[#tops + 1] = top
+    end
   end
   if not fs.exists(dir) then
     local ok, err = os.rename(tmp, dir)
@@ -145,20 +192,88 @@ local function publish(dir, files)
     return true
   end
   if not fs.isdir(dir) then return fail(dir .. ": exists and is not a directory") end
-  -- existing directory: move each file in, then drop stale outputs of ours
+  -- existing directory: move each file (or directory: assets/) in, then
+  -- drop stale outputs of ours
   local keep = {}
-  for _, f in ipairs(files) do
-    local ok, err = os.rename(fs.join(tmp, f[1]), fs.join(dir, f[1]))
+  for _, top in ipairs(tops) do
+    local dest = fs.join(dir, top)
+    if fs.isdir(fs.join(tmp, top)) and fs.isdir(dest) then
+      local ok, err = fs.rmtree(dest)
+      if not ok then return fail(err) end
+    end
+    local ok, err = os.rename(fs.join(tmp, top), dest)
     if not ok then return fail(err) end
-    keep[f[1]] = true
+    keep[top] = true
   end
   fs.rmtree(tmp)
   for _, name in ipairs(fs.list(dir) or {}) do
-    if ours(name) and not keep[name] then fs.remove(fs.join(dir, name)) end
+    if ours(name) and not keep[name] then
+      local p = fs.join(dir, name)
+      if fs.isdir(p) then fs.rmtree(p) else fs.remove(p) end
+    end
   end
   return true
 end
 M._publish = publish
+
+-- ---------------------------------------------------------------------------
+-- git: where the pipelines' source comes from when the config does not say
+-- ---------------------------------------------------------------------------
+
+-- A remote URL -> provider, repo (GitHub "owner/name", CodeCommit "name")
+local function parse_remote(url)
+  url = url:gsub("/+$", ""):gsub("%.git$", "")
+  local slug = url:match("^[%w%-%.]+@github%.com:(.+)$") or url:match("^%a[%w+.-]*://[^/]*github%.com/(.+)$")
+  if slug and slug:match("^[%w%-_%.]+/[%w%-_%.]+$") then return "GitHub", slug end
+  local name = url:match("^%a+://git%-codecommit%.[%w%-]+%.amazonaws%.com[%w%.]*/v1/repos/([%w%-_%.]+)$")
+    or url:match("^codecommit::[%w%-]+://([%w%-_%.]+)$") or url:match("^codecommit://([%w%-_%.]+)$")
+    or url:match("^ssh://[^/]*git%-codecommit%.[%w%-]+%.amazonaws%.com[%w%.]*/v1/repos/([%w%-_%.]+)$")
+  if name then return "CodeCommit", name end
+  return nil
+end
+M._parse_remote = parse_remote
+
+--- detect_git(dir) -> {provider=, repo=, branch=, basedir=} | nil
+-- Reads (never runs git) the checkout holding dir: .git/config's remote
+-- "origin", .git/HEAD's branch, and dir relative to the checkout root
+-- ("." at the root).  nil outside a checkout; fields nil when unknown.
+function M.detect_git(dir)
+  local abs = fs.abspath(dir or ".")
+  local root, gitdir = abs, nil
+  for _ = 1, 64 do
+    local g = fs.join(root, ".git")
+    if fs.isdir(g) then gitdir = g; break end
+    if fs.isfile(g) then
+      local text = fs.read(g) or ""
+      local target = text:match("^gitdir:%s*(%S+)")
+      if target then gitdir = target:sub(1, 1) == "/" and target or fs.join(root, target) end
+      break
+    end
+    if root == "/" then break end
+    root = fs.dirname(root)
+  end
+  if not gitdir then return nil end
+  local out = {}
+  local rel = abs == root and "." or abs:sub(#root + 2)
+  out.basedir = rel ~= "" and rel or "."
+  local head = fs.read(fs.join(gitdir, "HEAD")) or ""
+  out.branch = head:match("^ref:%s*refs/heads/(%S+)")
+  -- a worktree's config lives in the common directory
+  local common = (fs.read(fs.join(gitdir, "commondir")) or ""):match("^(%S+)")
+  local cfgdir = common and (common:sub(1, 1) == "/" and common or fs.join(gitdir, common)) or gitdir
+  local cfg = fs.read(fs.join(cfgdir, "config")) or ""
+  local section
+  for line in cfg:gmatch("[^\n]+") do
+    local sec = line:match("^%s*%[(.-)%]%s*$")
+    if sec then
+      section = sec
+    elseif section == 'remote "origin"' then
+      local url = line:match("^%s*url%s*=%s*(%S+)")
+      if url then out.provider, out.repo = parse_remote(url) end
+    end
+  end
+  return out
+end
 
 function M.run(ctx, args, opts)
   local out = ctx and ctx.stdout or io.stdout
@@ -192,7 +307,14 @@ function M.run(ctx, args, opts)
     return nil, string.format("synth: %s: %d error%s, nothing written", path, nerr, nerr == 1 and "" or "s"), 2
   end
 
-  local stacks, report = synth.plan(model, { environments = opts.env, format = format, schemas = checker })
+  local git = ctx and ctx.git
+  if git == nil then
+    git = M.detect_git(model.source and model.source.dir or fs.dirname(path))
+  elseif git == false then
+    git = nil
+  end
+  local stacks, report = synth.plan(model, { environments = opts.env, format = format, schemas = checker,
+    git = git, fetch = true })
   for _, w in ipairs(report.warnings) do
     err:write("lumu: warning: ", (w.key and w.key ~= "") and (w.key .. ": ") or "", w.message, "\n")
   end
@@ -215,9 +337,15 @@ function M.run(ctx, args, opts)
   local ext = format == "yaml" and "yaml" or "json"
   local files = {}
   for _, d in ipairs(stacks) do
-    files[#files + 1] = { d.name .. ".template." .. ext, d.body }
+    if d.body then files[#files + 1] = { d.name .. ".template." .. ext, d.body } end
     files[#files + 1] = { d.name .. ".parameters.json", synth.parameters_json(d) }
     files[#files + 1] = { d.name .. ".tags.json", synth.tags_json(d) }
+    for _, a in ipairs(d.assets or {}) do
+      if not tostring(a.key):match("^[%w%-_%./]+$") or a.key:find("..", 1, true) or a.key:sub(1, 1) == "/" then
+        return nil, "synth: " .. d.name .. ": bad asset key '" .. tostring(a.key) .. "'", 1
+      end
+      files[#files + 1] = { "assets/" .. a.key, a.body }
+    end
   end
   files[#files + 1] = { "README.txt", readme(stacks, model, path, ext) }
   local dir = opts.output or M.DEFAULT_OUTPUT

@@ -246,6 +246,14 @@ local function check_int(node, v, ctx, path, where)
       range = string.format("must be at most %d", max)
     end
     ctx:error(where, path, range .. ", got " .. n)
+  elseif node.allowed then
+    local ok = false
+    for _, a in ipairs(node.allowed) do if a == n then ok = true break end end
+    if not ok then
+      local list = {}
+      for i, a in ipairs(node.allowed) do list[i] = fmtnum(a) end
+      ctx:error(where, path, (node.allowed_what or "must be one of") .. " " .. table.concat(list, ", ") .. ", got " .. n)
+    end
   end
   return n
 end
@@ -337,9 +345,15 @@ local function scalar_string(v, ctx)
   return nil
 end
 
-local function check_envvalue(_, v, ctx, path, where)
+-- node.check (optional) checks each string: the value itself, or each
+-- per-environment value that is not empty ("" = nothing in that environment).
+local function check_envvalue(node, v, ctx, path, where)
   local s = scalar_string(v, ctx)
-  if s then return s end
+  if s then
+    local e = node.check and node.check(s)
+    if e then ctx:error(where, path, e) end
+    return s
+  end
   if type(v) == "table" and ctx:shape(v) ~= "list" then
     local out = {}
     for _, k in ipairs(sorted_keys(v)) do
@@ -349,6 +363,8 @@ local function check_envvalue(_, v, ctx, path, where)
         if vs == nil then
           ctx:error(ctx:at(v, k, where), join(path, key), "expected a string, got " .. ctx:describe(v[k]))
         else
+          local e = node.check and vs ~= "" and node.check(vs)
+          if e then ctx:error(ctx:at(v, k, where), join(path, key), e) end
           out[key] = vs
         end
       end
@@ -679,12 +695,15 @@ local function finish_service(ctx, svc, envs, dirname)
   -- per-environment values: warn about names that match no environment
   local idx, names = env_index(envs)
   if #names > 0 then
-    for var, v in pairs(svc.environment) do
-      if type(v) == "table" then
-        for envname in pairs(v) do
-          if not idx[envname:lower()] then
-            ctx:warn(kw(svc, "environment"), join(join(path .. ".environment", var), envname),
-              "no environment named '" .. envname .. "' (environments: " .. table.concat(names, ", ") .. ")")
+    for _, field in ipairs({ "environment", "secrets" }) do
+      for _, var in ipairs(sorted_keys(svc[field] or {})) do
+        local v = svc[field][var]
+        if type(v) == "table" then
+          for _, envname in ipairs(sorted_keys(v)) do
+            if not idx[envname:lower()] then
+              ctx:warn(kw(svc, field), join(join(path .. "." .. field, var), envname),
+                "no environment named '" .. envname .. "' (environments: " .. table.concat(names, ", ") .. ")")
+            end
           end
         end
       end

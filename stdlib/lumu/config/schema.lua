@@ -173,6 +173,29 @@ function M.table_name(v)
   end
 end
 
+-- CloudWatch Logs retention periods (days) the API accepts.
+M.LOG_RETENTION = { 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+  2922, 3288, 3653 }
+
+-- service.secrets names: container environment variable names.
+function M.env_var(v)
+  if not v:match("^[%a_][%w_]*$") or #v > 255 then
+    return "must be an environment variable name (letters, digits and '_', not starting with a digit), got "
+      .. quote(v)
+  end
+end
+
+-- service.secrets values: an SSM parameter (ssm:NAME, /path/name or its
+-- ARN) or a Secrets Manager secret (secretsmanager:NAME[:json-key] or its
+-- ARN[:json-key[:stage[:version]]]); the grammar is lumu.gen.services.secret_ref.
+function M.secret_ref(v)
+  if v == "" then return "must not be empty (an SSM parameter or Secrets Manager reference)" end
+  local ok, services = pcall(require, "lumu.gen.services")
+  if not ok then return nil end
+  local ref, err = services.secret_ref(v)
+  if not ref then return err end
+end
+
 -- ACM certificate: mu wants the id; an ARN is reduced to its id.
 function M.certificate_normalize(v)
   local id = v:match("^arn:aws[%w%-]*:acm:[%w%-]+:%d+:certificate/(.+)$")
@@ -366,14 +389,15 @@ M.Service = R({
     ec2Instance = ROLE, codeDeploy = ROLE, ecsEvents = ROLE,
     ecsService = ROLE, ecsTask = ROLE, applicationAutoScaling = ROLE,
   },
-  -- lumu extensions (no mu key; their defaults belong to the generators)
-  secrets = MAP({ t = "envvalue" }),      -- VAR -> ssm:/secretsmanager: reference (lumu.gen.services)
+  -- lumu extensions (no mu key)
+  secrets = MAP({ t = "envvalue", check = M.secret_ref }, { key = M.env_var }), -- VAR -> reference (lumu.gen.services)
   dynamodb = L({ t = "open", required = "name", check_name = M.table_name }), -- tables (lumu.gen.dynamodb)
-  logRetentionDays = I { min = 1, max = 3653 },
+  logRetentionDays = I { min = 1, max = 3653, default = 30, allowed = M.LOG_RETENTION,
+    allowed_what = "must be a CloudWatch Logs retention in days:" },
   repository = R({
-    scanOnPush = B(nil), immutableTags = B(nil),
-    maxImages = I { min = 1, max = 10000 }, untaggedDays = I { min = 1, max = 3650 },
-  }, { fill = false }),
+    scanOnPush = B(true), immutableTags = B(false),
+    maxImages = I { min = 1, max = 10000, default = 100 }, untaggedDays = I { min = 1, max = 3650, default = 14 },
+  }, { name = "repository" }),
 }, { name = "service" })
 
 -- §3.1 top level

@@ -11,9 +11,13 @@
 --   (family = stack name; FARGATE: task cpu/memory rounded up to a valid
 --   pair; awsvpc on Fargate; container port, environment values (a value
 --   with ${X} goes through Fn::Sub, so it can use the stack's parameters
---   and resources, e.g. ${DatabaseEndpointAddress}), `secrets` and
---   ${DatabaseMasterPassword} as valueFrom (SSM / Secrets Manager, never
---   plain text), awslogs), EcsServiceName (Cloud Map service: SRV, plus A
+--   and resources, and the database / table exports, which the variable
+--   map imports: ${DatabaseEndpointAddress}, ${TableOrdersName}, ...),
+--   `secrets` and ${DatabaseMasterPassword} as valueFrom (SSM / Secrets
+--   Manager, never plain text), awslogs), DatabaseSecretPolicy (only for an
+--   RDS-managed password: the execution role's read of that secret, an
+--   output of the database stack; EcsService waits for it), EcsServiceName
+--   (Cloud Map service: SRV, plus A
 --   on awsvpc), ElbTargetGroup and listener rules (only with pathPatterns /
 --   hostPatterns: path rules at PathListenerRulePriority, host rules after
 --   them; with an HTTPS listener the HTTP rules redirect (301) to HTTPS),
@@ -32,7 +36,8 @@
 -- service.app_stack(model, svc, ctx) -> <ns>-app-<svc> (kind "app")
 -- Parameters carry mu's names (ServiceName, ImageUrl, ServicePort, ...);
 -- values that come from other stacks are export names read with
--- Fn::ImportValue (lumu.gen.common.import).
+-- Fn::ImportValue (lumu.gen.common.import).  The stack depends on the
+-- service's database and table stacks in that environment.
 local cfn = require "lumu.cfn"
 local json = require "lumu.json"
 local common = require "lumu.gen.common"
@@ -104,9 +109,10 @@ local function check_refs(b, sc, values)
     if e.value:find("${", 1, true) then
       for _, ref in ipairs(cfn.sub_refs(e.value)) do
         local head = ref:match("^([^%.]+)")
-        if not (b.params[ref] or b.resources[head] or ref:match("^AWS::")) then
+        if not (b.params[ref] or b.resources[head] or sc.sub_vars[ref] or ref:match("^AWS::")) then
           local names = {}
           for k in pairs(b.params) do names[#names + 1] = k end
+          for k in pairs(sc.sub_vars) do names[#names + 1] = k end
           table.sort(names)
           services.diag(sc.ctx, "error", sc.where, e.key, string.format(
             "${%s} is not a parameter or resource of stack %s (usable: %s, AWS::* pseudo parameters)", ref,
@@ -117,8 +123,23 @@ local function check_refs(b, sc, values)
   end
 end
 
-local function env_value(v)
-  if v:find("${", 1, true) then return sub(v) end
+-- The variables of vars (the database / table exports) that s refers to,
+-- or nil.
+local function used_vars(s, vars)
+  local used
+  for _, ref in ipairs(cfn.sub_refs(s)) do
+    if vars[ref] ~= nil then
+      used = used or {}
+      used[ref] = vars[ref]
+    end
+  end
+  return used
+end
+
+-- An environment value: plain, or Fn::Sub (with the variable map of the
+-- database and table exports it uses).
+local function env_value(v, vars)
+  if v:find("${", 1, true) then return sub(v, used_vars(v, vars or {})) end
   return v
 end
 
@@ -271,7 +292,7 @@ local function ecs_stack(sc)
   -- task definition
   local environment = {}
   for _, e in ipairs(sc.environment) do
-    environment[#environment + 1] = { Name = e.name, Value = env_value(e.value) }
+    environment[#environment + 1] = { Name = e.name, Value = env_value(e.value, sc.sub_vars) }
   end
   if discovery_name then
     environment[#environment + 1] = { Name = "_SERVICE_DISCOVERY_NAME", Value = discovery_name }
@@ -280,6 +301,11 @@ local function ecs_stack(sc)
   for _, s in ipairs(sc.secrets) do
     secrets[#secrets + 1] = { Name = s.env, ValueFrom = s.value_from }
   end
+  -- the database password (lumu.gen.database.bindings): valueFrom, never plain text
+  for _, s in ipairs(sc.db_secrets) do
+    secrets[#secrets + 1] = { Name = s.Name, ValueFrom = s.ValueFrom }
+  end
+  table.sort(secrets, function(x, y) return x.Name < y.Name end)
   local port_mappings
   if sc.network_mode ~= "none" then
     local pm = { ContainerPort = { Ref = "ServicePort" }, Protocol = "tcp" }
@@ -361,6 +387,16 @@ local function ecs_stack(sc)
   end
   local depends = {}
   for _, h in ipairs(forward_rules or {}) do depends[#depends + 1] = h end
+  -- The RDS-managed password secret is an output of the database stack,
+  -- which (with the service IAM stack's key) deploys after the IAM stack:
+  -- the execution role gets the read here, before the service starts tasks.
+  if sc.db and sc.db.password.store == "rds" and #sc.db_secrets > 0 and exec_role and not sc.disable_iam then
+    depends[#depends + 1] = resource(b, "DatabaseSecretPolicy", "AWS::IAM::Policy", {
+      PolicyName = "database-password",
+      PolicyDocument = { Version = "2012-10-17", Statement = sc.db_statements },
+      Roles = { { ["Fn::Select"] = { 1, { ["Fn::Split"] = { "/", exec_role } } } } },
+    }, { Metadata = meta("lets the ECS agent of " .. sc.name .. " read the RDS-managed password secret") })
+  end
   local ecs_role
   if sc.roles.ecsService then
     if tg and not awsvpc then
@@ -425,6 +461,7 @@ local function ecs_stack(sc)
   local depends_on = { sc.stack.environment, sc.stack.loadbalancer }
   if not sc.disable_iam then table.insert(depends_on, 1, sc.stack.iam) end
   if sc.image.repo and sc.repo_stack then depends_on[#depends_on + 1] = sc.stack.repo end
+  for _, d in ipairs(sc.depends) do depends_on[#depends_on + 1] = d end
   return b, depends_on
 end
 
@@ -461,9 +498,14 @@ local function user_data(sc)
       lines[#lines + 1] = "printf '%s=%s\\n' " .. shq(s.env) .. " \"$(aws --region ${AWS::Region} ssm get-parameter"
         .. " --with-decryption --name " .. shq(id) .. " --query Parameter.Value --output text)\" >> /etc/environment.lumu"
     else
+      -- a JSON key (secretsmanager:NAME:key, the database password) is
+      -- extracted with python3 (Amazon Linux ships it)
+      local key = s.json_key and s.json_key:match("^([%w_%.%-]+)")
+      local extract = key and (" | python3 -c " .. shq("import json,sys; print(json.load(sys.stdin)['"
+        .. key .. "'])")) or ""
       lines[#lines + 1] = "printf '%s=%s\\n' " .. shq(s.env) .. " \"$(aws --region ${AWS::Region} secretsmanager"
-        .. " get-secret-value --secret-id " .. shq(s.secret_id or id) .. " --query SecretString --output text)\""
-        .. " >> /etc/environment.lumu"
+        .. " get-secret-value --secret-id " .. shq(s.secret_id or id) .. " --query SecretString --output text"
+        .. extract .. ")\" >> /etc/environment.lumu"
     end
   end
   lines[#lines + 1] = "cat /etc/environment.lumu >> /etc/environment && rm -f /etc/environment.lumu"
@@ -481,6 +523,16 @@ local function user_data(sc)
   return table.concat(lines, "\n") .. "\n"
 end
 M.user_data = user_data
+
+-- The Fn::Sub variables of the user data: the log group, and the database
+-- and table exports the environment values use.
+local function user_data_vars(sc, log_group)
+  local vars = { LogGroup = log_group.ref }
+  for _, e in ipairs(sc.environment) do
+    for k, v in pairs(used_vars(e.value, sc.sub_vars) or {}) do vars[k] = v end
+  end
+  return vars
+end
 
 local CODEDEPLOY_CONFIG = {
   blue_green = "CodeDeployDefault.OneAtATime",
@@ -529,12 +581,6 @@ local function ec2_stack(sc)
       "disableIAM is set, so the CodeDeploy role ARN must be given here")
   end
   database_params(b, sc)
-  for _, s in ipairs(sc.secrets) do
-    if s.json_key then
-      services.diag(ctx, "warning", sc.where, sc.path .. ".secrets." .. s.env, "JSON keys of secrets are "
-        .. "extracted on ECS only; on ec2 environment '" .. sc.envname .. "' the whole secret string is used")
-    end
-  end
 
   local log_group = resource(b, "ServiceLogGroup", "AWS::Logs::LogGroup", {
     LogGroupName = cfn.StackName,
@@ -558,7 +604,7 @@ local function ec2_stack(sc)
         import(b, "ElbSecurityGroup", sc.exports.ElbSecurityGroup),
       },
       MetadataOptions = { HttpTokens = "required", HttpPutResponseHopLimit = 1, HttpEndpoint = "enabled" },
-      UserData = { ["Fn::Base64"] = sub(user_data(sc), { LogGroup = log_group.ref }) },
+      UserData = { ["Fn::Base64"] = sub(user_data(sc), user_data_vars(sc, log_group)) },
       TagSpecifications = { { ResourceType = "instance", Tags = { { Key = "Name", Value = cfn.StackName } } } },
     },
   }, { Metadata = meta("launch template of the " .. sc.name .. " instances") })
@@ -609,6 +655,7 @@ local function ec2_stack(sc)
 
   local depends_on = { sc.stack.environment, sc.stack.loadbalancer, sc.stack.app, sc.stack.bucket }
   if not sc.disable_iam then table.insert(depends_on, 1, sc.stack.iam) end
+  for _, d in ipairs(sc.depends) do depends_on[#depends_on + 1] = d end
   return b, depends_on
 end
 

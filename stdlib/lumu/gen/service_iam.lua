@@ -5,15 +5,18 @@
 -- service_iam.stack(sc) -> descriptor (kind "iam")   sc from
 --   lumu.gen.services.context.
 -- ecs / ecs-fargate:
---   EcsTaskRole       assumed by ecs-tasks (this account's ECS only); no
---                     permissions: the application's own policies are added
---                     with a `templates` override.
+--   EcsTaskRole       assumed by ecs-tasks (this account's ECS only); item
+--                     access to the service's DynamoDB tables (when it has
+--                     some: lumu.gen.dynamodb.bindings), nothing else: the
+--                     application's own policies are added with a
+--                     `templates` override.
 --   EcsExecutionRole  pulls the image (ecr:GetAuthorizationToken, and layer
 --                     reads on the service's repository only), writes to the
 --                     service's log group only, reads exactly the SSM
 --                     parameters / Secrets Manager secrets the task's
---                     `secrets` name (kms:Decrypt only through those
---                     services).
+--                     `secrets` name and the database password (kms:Decrypt
+--                     only through those services; an RDS-managed password
+--                     is granted in the service stack instead).
 --   ApplicationAutoScalingRole  ecs:DescribeServices/UpdateService on this
 --                     service, CloudWatch alarms for target tracking.
 --   EcsEventsRole     (only with schedules) ecs:RunTask of this service's
@@ -22,12 +25,19 @@
 -- ec2 (CodeDeploy):
 --   EC2InstanceRole + EC2InstanceProfile  reads revisions under <svc>/ of
 --                     the codedeploy bucket, writes its log group, reads the
---                     secrets; CodeDeployRole  AWSCodeDeployRole plus what
+--                     secrets and the database password (ssm:GetParameter
+--                     too: the user data uses the CLI), uses the tables; CodeDeployRole  AWSCodeDeployRole plus what
 --                     launch templates need (ec2:RunInstances/CreateTags,
 --                     iam:PassRole of the instance role to EC2).
+-- Database key: when the service has a database in this environment without
+--   kmsKey, DatabaseKey (KMS, rotation on, kept on deletion so snapshots stay
+--   readable; the account administers it through IAM) and its alias
+--   alias/<ns>-service-<svc>-<env>; lumu.gen.database imports DatabaseKeyArn
+--   for the storage, snapshots and the master password parameter.
 -- Outputs (exported as <stack>-<Output>): EcsTaskRoleArn,
 --   EcsExecutionRoleArn, ApplicationAutoScalingRoleArn, EcsEventsRoleArn;
---   EC2InstanceRoleArn, EC2InstanceProfileArn, CodeDeployRoleArn.
+--   EC2InstanceRoleArn, EC2InstanceProfileArn, CodeDeployRoleArn;
+--   DatabaseKeyArn.  The stack depends on the table stack it grants on.
 -- A role given in service.roles (ecsTask, ecsEvents,
 -- applicationAutoScaling, ec2Instance, codeDeploy) is not created here.
 local cfn = require "lumu.cfn"
@@ -62,10 +72,11 @@ end
 -- listing exactly the parameters / secrets, and per secret a kms:Decrypt
 -- limited to that store (kms:ViaService) and that parameter or secret
 -- (encryption context), as lumu.gen.secrets.read_statements does.
-local function secret_statements(sc)
+local function secret_statements(sc, extra_ssm)
   local secrets = require "lumu.gen.secrets"
   local reads, decrypts = {}, {}
   for _, s in ipairs(sc.secrets) do
+    if s.database then goto continue end
     local st = secrets.read_statements({ service = s.service, resource = s.resource, kms_context = s.kms_context })
     local read = reads[s.service]
     if not read then
@@ -76,6 +87,7 @@ local function secret_statements(sc)
     end
     read.Resource[#read.Resource + 1] = s.resource
     for i = 2, #st do decrypts[#decrypts + 1] = st[i] end
+    ::continue::
   end
   local out = {}
   if reads.ssm then out[#out + 1] = reads.ssm end
@@ -84,7 +96,27 @@ local function secret_statements(sc)
     d.Sid = "Decrypt" .. i
     out[#out + 1] = d
   end
+  -- the database password (lumu.gen.database.bindings); an RDS-managed
+  -- secret is granted in the service stack (it is an output of the
+  -- database stack, which deploys after this one)
+  if sc.db and sc.db.password.store ~= "rds" then
+    for _, st in ipairs(sc.db_statements or {}) do out[#out + 1] = st end
+  end
+  if extra_ssm then
+    -- `aws ssm get-parameter` (the ec2 user data) needs the singular action
+    for _, st in ipairs(out) do
+      if type(st.Action) == "table" and st.Action[1] == "ssm:GetParameters" then
+        st.Action = { "ssm:GetParameter", "ssm:GetParameters" }
+      end
+    end
+  end
   return out
+end
+
+-- The application's statements (DynamoDB tables) as a Policies list, or nil.
+local function task_policies(sc)
+  if #(sc.task_statements or {}) == 0 then return nil end
+  return { { PolicyName = "tables", PolicyDocument = { Version = "2012-10-17", Statement = sc.task_statements } } }
 end
 M.secret_statements = secret_statements
 
@@ -110,6 +142,7 @@ local function ecs_roles(sc, t, outputs)
     task = t:resource("EcsTaskRole", "AWS::IAM::Role", {
       AssumeRolePolicyDocument = assume("ecs-tasks.amazonaws.com", ecs_source),
       Path = "/",
+      Policies = task_policies(sc),
     }, meta("role of the containers of " .. sc.name .. " (add the application's permissions here)"))
     outputs[#outputs + 1] = { "EcsTaskRoleArn", task:getatt("Arn") }
   end
@@ -192,7 +225,8 @@ local function ec2_roles(sc, t, outputs)
         Action = { "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents" },
         Resource = M.log_group_arn(sc) },
     }
-    for _, s in ipairs(secret_statements(sc)) do statements[#statements + 1] = s end
+    for _, s in ipairs(secret_statements(sc, true)) do statements[#statements + 1] = s end
+    for _, s in ipairs(sc.task_statements or {}) do statements[#statements + 1] = s end
     instance_role = t:resource("EC2InstanceRole", "AWS::IAM::Role", {
       AssumeRolePolicyDocument = assume("ec2.amazonaws.com"),
       Path = "/",
@@ -221,6 +255,30 @@ local function ec2_roles(sc, t, outputs)
   end
 end
 
+-- The KMS key of the service's database in this environment, when the
+-- database names no kmsKey (lumu.gen.database imports DatabaseKeyArn): it
+-- encrypts the storage, snapshots and the master password parameter.  Kept
+-- when the stack goes (snapshots stay readable).
+local function database_key(sc, t, outputs)
+  local db = sc.database
+  if not db or (db.kmsKey ~= nil and db.kmsKey ~= "") then return end
+  local key = t:resource("DatabaseKey", "AWS::KMS::Key", {
+    Description = "lumu: database of " .. sc.name .. " in " .. sc.envname .. " (storage, snapshots, master password)",
+    EnableKeyRotation = true,
+    KeyPolicy = { Version = "2012-10-17", Statement = { {
+      Sid = "AccountAdministersThroughIAM", Effect = "Allow",
+      Principal = { AWS = sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+      Action = "kms:*", Resource = "*",
+    } } },
+  }, { DeletionPolicy = "Retain", UpdateReplacePolicy = "Retain",
+    Metadata = { ["lumu:description"] = "encrypts the database of " .. sc.name .. " and its master password" } })
+  t:resource("DatabaseKeyAlias", "AWS::KMS::Alias", {
+    AliasName = "alias/" .. common.stack_name(sc.ns, "service", sc.name, sc.envname),
+    TargetKeyId = key.ref,
+  }, { Metadata = { ["lumu:description"] = "name of the database key" } })
+  outputs[#outputs + 1] = { "DatabaseKeyArn", key:getatt("Arn") }
+end
+
 function M.stack(sc)
   local name = sc.stack.iam
   local t = cfn.template({ description = "lumu: IAM roles of service " .. sc.name .. " in environment "
@@ -228,6 +286,7 @@ function M.stack(sc)
   local outputs = {}
   sc._iam_t, sc._iam_params = t, {}
   if sc.ec2 then ec2_roles(sc, t, outputs) else ecs_roles(sc, t, outputs) end
+  database_key(sc, t, outputs)
   if #outputs == 0 then
     -- every role is given in service.roles: keep a valid (empty) stack
     t:resource("Placeholder", "AWS::CloudFormation::WaitConditionHandle", {})
@@ -236,6 +295,8 @@ function M.stack(sc)
     t:output(o[1], o[2], { export = common.export_name(name, o[1]) })
   end
   local depends = { sc.stack.common_iam }
+  -- the task role reads the table ARNs the DynamoDB stack exports
+  if sc.tables and #(sc.task_statements or {}) > 0 then depends[#depends + 1] = sc.tables.stack end
   if sc.ec2 then
     depends[#depends + 1] = sc.stack.bucket
   else

@@ -8,7 +8,8 @@
 --           diagnostics = list to append {severity=, where=, key=, message=}
 --             to (warnings about what is not generated, config problems
 --             found while generating: a bad secret reference, a priority
---             clash, ...) }.
+--             clash, a database setting, ...),
+--           production = as lumu.gen.database's ctx.production }.
 --   Order: the shared stacks first (<ns>-bucket-codedeploy when an ec2
 --   environment exists; per service <ns>-repo-<svc> unless imageRepository
 --   is set, <ns>-app-<svc> for ec2), then per environment (model order), per
@@ -16,10 +17,22 @@
 --   <ns>-service-<svc>-<env> (ecs, ecs-fargate: lumu.gen.service; ec2:
 --   the CodeDeploy variant), one <ns>-schedule-<svc>-<name>-<env> per
 --   schedule (ECS only).  eks environments get a warning: not generated yet.
---   Deterministic: same model -> same descriptors.
+--   The database and DynamoDB stacks are lumu.gen.database's and
+--   lumu.gen.dynamodb's (lumu.synth plans them); here each pair is wired to
+--   them through their `bindings`.  Deterministic: same model -> same
+--   descriptors.
 -- services.context(model, svc, env, ctx, shared) -> sc   the values one
 --   (service, environment) pair is generated from; used by lumu.gen.service,
---   lumu.gen.service_iam and lumu.gen.schedule.
+--   lumu.gen.service_iam and lumu.gen.schedule.  From the bindings:
+--   sc.db (lumu.gen.database.bindings, nil without a database here),
+--   sc.tables (lumu.gen.dynamodb.bindings), sc.sub_vars (their exports as
+--   Fn::Sub variables: ${DatabaseEndpointAddress}, ${TableOrdersName}, ...),
+--   sc.db_secrets (ECS secrets {Name=, ValueFrom=} for the
+--   ${DatabaseMasterPassword} values, never plain text), sc.db_statements
+--   (the execution role's read of the password), sc.task_statements (the
+--   task role's table access), sc.depends (the database / table stacks).
+--   Database* values of a service without a database in that environment
+--   stay mu's empty parameters.
 -- services.priorities(model, diagnostics) -> { [service name] = {base=,
 --   path={p...}, host={p...}} }   listener rule priorities: an explicit
 --   `priority` is used as given (path rules first, then host rules, one per
@@ -39,12 +52,15 @@
 --   Secrets Manager secret ARN (optionally with :json-key:stage:version).
 -- services.log_retention(days) -> the smallest CloudWatch Logs retention
 --   value >= days (default 30).
--- Service keys read beyond mu's (used when the model has them):
+-- Service keys read beyond mu's (lumu.config checks them and fills the
+-- defaults):
 --   secrets = {VAR = ref | {env = ref}}   ECS `Secrets` (valueFrom), the
---     execution role may read exactly those; on ec2 fetched at boot
+--     execution role may read exactly those; on ec2 fetched at boot (JSON
+--     keys extracted with python3); a VAR also in environment is an error
 --   logRetentionDays = 30                 the service log group's retention
---   repository = {scanOnPush=, immutableTags=, maxImages=, untaggedDays=}
---     (lumu.gen.repo)
+--   repository = {scanOnPush=true, immutableTags=false, maxImages=100,
+--     untaggedDays=14}                    (lumu.gen.repo)
+--   dynamodb = {table, ...}               (lumu.gen.dynamodb)
 local common = require "lumu.gen.common"
 
 local M = {}
@@ -351,43 +367,85 @@ function M.context(model, svc, env, ctx, shared)
   -- container environment and secrets
   local db = config.database_for(svc, envname)
   sc.database = db
-  sc.environment, sc.secrets, sc.db_params = {}, {}, {}
+  sc.environment, sc.secrets, sc.db_params, sc.db_secrets = {}, {}, {}, {}
+  -- the database and the DynamoDB tables of this pair (lumu.gen.database /
+  -- lumu.gen.dynamodb): Fn::Sub variables, secrets, IAM statements, stacks
+  sc.sub_vars, sc.depends = {}, {}
+  sc.exec_statements, sc.task_statements = {}, {}
+  local bctx = { namespace = ns, production = ctx.production }
+  local function note(list)
+    for _, d in ipairs(list or {}) do
+      diag(ctx, d.severity, d.where, d.key, d.message)
+    end
+  end
+  if db then
+    local b, bd = require("lumu.gen.database").bindings(model, svc, env, bctx)
+    note(bd)
+    sc.db = b
+    if b then
+      for k, v in pairs(b.values) do sc.sub_vars[k] = v end
+      sc.depends[#sc.depends + 1] = b.stack
+      sc.db_secrets = b.secrets
+      for i, st in ipairs(b.statements) do
+        st.Sid = i == 1 and "DatabasePassword" or ("DatabasePasswordDecrypt" .. (i > 2 and (i - 1) or ""))
+      end
+      sc.db_statements = b.statements
+      if b.password.store == "rds" and #b.secrets > 0 and sc.ec2 then
+        diag(ctx, "error", db._where or svc._where, spath .. ".database.manageMasterUserPassword",
+          "the instances of the ec2 provider cannot read the RDS-managed password secret (environment '" .. envname
+          .. "'); use masterPasswordSSMParam or masterPasswordSecretArn")
+      end
+    end
+  end
+  if #(svc.dynamodb or {}) > 0 then
+    local b, bd = require("lumu.gen.dynamodb").bindings(model, svc, env, bctx)
+    note(bd)
+    if b then
+      for k, v in pairs(b.values) do sc.sub_vars[k] = v end
+      sc.depends[#sc.depends + 1] = b.stack
+      for i, st in ipairs(b.statements) do
+        st.Sid = "Tables" .. i
+        sc.task_statements[#sc.task_statements + 1] = st
+      end
+      sc.tables = b
+    end
+  end
   for _, k in ipairs(sorted_keys(svc.environment)) do
     local v = config.env_value(svc.environment[k], envname)
     if type(v) ~= "string" then v = tostring(v) end
     local key = spath .. ".environment." .. k
     if v:find("${DatabaseMasterPassword}", 1, true) then
-      if v ~= "${DatabaseMasterPassword}" then
-        diag(ctx, "error", svc._where, key, "${DatabaseMasterPassword} must be the whole value: lumu injects "
-          .. "the password as an ECS secret (valueFrom SSM), never as plain text inside another string")
-      elseif not db then
+      -- lumu.gen.database.bindings turned it into an ECS secret (or reported
+      -- a value that embeds it in other text)
+      if not db then
         diag(ctx, "error", svc._where, key, "refers to ${DatabaseMasterPassword} but service '" .. svc.name
           .. "' has no database in environment '" .. envname .. "'")
-      else
-        local src, perr, pkey = require("lumu.gen.secrets").password_source(ns, svc.name, envname, db)
-        if not src then
-          diag(ctx, "error", db._where or svc._where, spath .. ".database." .. (pkey or "masterPasswordSSMParam"), perr)
-        elseif not src.value_from then
-          diag(ctx, "warning", db._where or svc._where, key, "the RDS-managed password secret is created by the "
-            .. "database stack, which is not generated yet (databases come with a later version); "
-            .. k .. " is left out")
-        else
-          sc.secrets[#sc.secrets + 1] = { env = k, value_from = src.value_from, service = src.service,
-            resource = src.resource, kms_context = src.kms_context, name = src.name,
-            secret_id = src.id, json_key = src.store == "secretsmanager" and "password" or nil }
-        end
       end
     else
-      for _, p in ipairs(M.DATABASE_PARAMETERS) do
-        if v:find("${" .. p .. "}", 1, true) then sc.db_params[p] = true end
+      if not sc.db then
+        for _, p in ipairs(M.DATABASE_PARAMETERS) do
+          if v:find("${" .. p .. "}", 1, true) then sc.db_params[p] = true end
+        end
       end
       sc.environment[#sc.environment + 1] = { name = k, value = v, key = key }
+    end
+  end
+  -- the database password for the ec2 instances, fetched at boot
+  if sc.db and sc.ec2 and sc.db.password.store ~= "rds" then
+    local pw = sc.db.password
+    for _, e in ipairs(sc.db_secrets) do
+      sc.secrets[#sc.secrets + 1] = { env = e.Name, value_from = pw.value_from, service = pw.service,
+        resource = pw.resource, name = pw.name, secret_id = pw.id,
+        json_key = pw.store == "secretsmanager" and "password" or nil, database = true }
     end
   end
   for _, k in ipairs(sorted_keys(svc.secrets)) do
     local v = config.env_value(svc.secrets[k], envname)
     local key = spath .. ".secrets." .. k
-    if v ~= "" then
+    if svc.environment and svc.environment[k] ~= nil then
+      diag(ctx, "error", svc._where, key, k .. " is also set in environment: a container variable is either a "
+        .. "plain value or a secret")
+    elseif v ~= "" then
       local ref, err = M.secret_ref(v)
       if not ref then
         diag(ctx, "error", svc._where, key, err)
@@ -398,6 +456,17 @@ function M.context(model, svc, env, ctx, shared)
     end
   end
   table.sort(sc.secrets, function(a, b) return a.env < b.env end)
+  -- roles lumu does not create must already allow what the bindings need
+  local given_task = sc.disable_iam or (sc.ec2 and sc.roles.ec2Instance) or (not sc.ec2 and sc.roles.ecsTask)
+  if #sc.task_statements > 0 and given_task then
+    diag(ctx, "warning", svc._where, spath .. ".dynamodb", "the " .. (sc.ec2 and "instance" or "task")
+      .. " role of service '" .. svc.name .. "' is not created by lumu here (environment '" .. envname
+      .. "'): it must allow reading and writing the tables of stack " .. sc.tables.stack .. " itself")
+  end
+  if #sc.db_secrets > 0 and sc.disable_iam then
+    diag(ctx, "warning", svc._where, spath .. ".database", "disableIAM: the given role of service '" .. svc.name
+      .. "' must be allowed to read the database password (environment '" .. envname .. "')")
+  end
   return sc
 end
 
@@ -416,10 +485,6 @@ end
 -- Stacks
 -- ---------------------------------------------------------------------------
 
-local function later(ctx, where, key, what)
-  diag(ctx, "warning", where, key, "not generated yet (" .. what .. " come with a later version)")
-end
-
 function M.stacks(model, ctx)
   ctx = ctx or {}
   ctx.namespace = ctx.namespace or model.namespace or "mu"
@@ -434,8 +499,6 @@ function M.stacks(model, ctx)
 
   for _, svc in ipairs(svcs) do
     local spath = svc._path or "service"
-    if svc.database then later(ctx, svc._where, spath .. ".database", "databases") end
-    if svc.pipeline then later(ctx, svc._where, spath .. ".pipeline", "pipelines") end
     if #envs == 0 then
       diag(ctx, "warning", svc._where, spath, "no environments in this configuration, so service '" .. svc.name
         .. "' is not deployed anywhere (lumu synth --env NAME generates it for an environment defined elsewhere)")
@@ -459,8 +522,12 @@ function M.stacks(model, ctx)
     for _, svc in ipairs(svcs) do
       local spath = svc._path or "service"
       if env.provider == "eks" or env.provider == "eks-fargate" then
+        local with = {}
+        if svc.database then with[#with + 1] = "database" end
+        if #(svc.dynamodb or {}) > 0 then with[#with + 1] = "tables" end
         diag(ctx, "warning", svc._where, spath, "service '" .. svc.name .. "' on eks environment '" .. env.name
-          .. "': not generated yet (EKS services come with a later version)")
+          .. "': not generated yet (EKS services" .. (#with > 0 and (" and their " .. table.concat(with, " and "))
+          or "") .. " come with a later version)")
       else
         local sc = M.context(model, svc, env, ctx, {
           priorities = shared.priorities,
