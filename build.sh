@@ -16,6 +16,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev           # HTTP and crypto
   libedit-dev                               # REPL line editing
   zlib1g-dev                                # the embedded AWS API models are zlib-compressed
+  libarchive-dev                            # extension archives (.zip, .tar.gz)
   libcmocka-dev                             # C tests
   python3 python3-botocore                  # local test servers; AWS API models
   lua5.4                                    # the start-up benchmark's reference

@@ -41,7 +41,7 @@
 --     (lumu.gen.pipeline); the catalog (lumu.gen.catalog) -- then
 --     topologically sorted on `depends` (stable).  Databases and tables are
 --     not generated on EKS environments (their services are not yet).
---     After mu's overrides (lumu.gen.override) come the extensions
+--     Before mu's overrides (lumu.gen.override) come the extensions
 --     (lumu.extensions, when this lumu has it: load + apply, which may
 --     change templates and add stacks; without it one warning per
 --     extension), then subnets left at lumu's defaults outside a VPC an
@@ -171,7 +171,7 @@ local function later(report, model)
 end
 
 -- Extensions (lumu.extensions, when this build has it): loaded and applied
--- right after the overrides.  Without the module, one warning per
+-- right before the overrides, as mu does.  Without the module, one warning per
 -- extension naming it.  -> stacks (possibly changed)
 local function extensions(model, stacks, opts, report)
   local list = model.extensions or {}
@@ -612,6 +612,10 @@ function M.plan(model, opts)
   later(report, model)
   stacks = order(stacks)
 
+  -- mu's order (mu.md §5.11): URL extensions first, then `templates`,
+  -- `parameters` and `tags` overrides, so overrides reach what an
+  -- extension added and a replace-mode extension cannot wipe them.
+  stacks = order(extensions(model, stacks, opts, report))
   local seen = {}
   local before = {}
   for _, d in ipairs(stacks) do
@@ -624,7 +628,6 @@ function M.plan(model, opts)
     end
   end
   for _, x in ipairs(override.unmatched(model, seen)) do diagnostics[#diagnostics + 1] = x end
-  stacks = order(extensions(model, stacks, opts, report))
   for _, d in ipairs(stacks) do
     if d.template then
       for _, x in ipairs(M.realign_subnets(d, before[d], model)) do diagnostics[#diagnostics + 1] = x end

@@ -241,7 +241,7 @@ M.Environment = R({
     minSize = I { min = 0, default = 1 },
     maxSize = I { min = 1 }, -- default by provider
     keyName = S { check = M.nonempty },
-    sshAllow = S { check = M.cidr, default = "0.0.0.0/0" },
+    sshAllow = S { check = M.cidr }, -- no default: mu's 0.0.0.0/0 is not lumu's (docs/model.md)
     targetCPUReservation = I { min = 1, max = 100, default = 75 },
     targetMemoryReservation = I { min = 1, max = 100, default = 75 },
     httpProxy = S { check = M.http_proxy },
@@ -404,6 +404,7 @@ M.Service = R({
 M.Extension = R({
   url = S { check = M.nonempty },
   image = S { check = M.nonempty },
+  sha256 = S { check = M.sha256_hex }, -- lumu: pin of the extension archive
 }, { name = "extension" })
 
 M.Rbac = R({
