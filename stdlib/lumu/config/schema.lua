@@ -241,7 +241,7 @@ M.Environment = R({
     minSize = I { min = 0, default = 1 },
     maxSize = I { min = 1 }, -- default by provider
     keyName = S { check = M.nonempty },
-    sshAllow = S { check = M.cidr }, -- no default: mu's 0.0.0.0/0 is not lumu's (docs/model.md)
+    sshAllow = S { check = M.cidr, default = "0.0.0.0/0" },
     targetCPUReservation = I { min = 1, max = 100, default = 75 },
     targetMemoryReservation = I { min = 1, max = 100, default = 75 },
     httpProxy = S { check = M.http_proxy },
