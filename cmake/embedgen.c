@@ -26,16 +26,36 @@ static int fail(const char *what, const char *path)
     return 1;
 }
 
-/* Derives the module name of a relative path into buf (size n). */
-static void module_name(const char *rel, char *buf, size_t n)
+/* True when the file root/rel exists. */
+static int file_exists(const char *root, int rootlen, const char *rel)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%.*s/%s", rootlen, root, rel);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* Derives the module name of a relative path into buf (size n), as
+ * package.path ("?.lua;?/init.lua") would find it: a/b/init.lua is module
+ * "a.b" unless a/b.lua exists (which require("a.b") finds first); then it
+ * is "a.b.init". */
+static void module_name(const char *root, int rootlen, const char *rel, char *buf, size_t n)
 {
     size_t len = strlen(rel);
     snprintf(buf, n, "%s", rel);
     if (len > 4 && strcmp(rel + len - 4, ".lua") == 0) {
         buf[len - 4] = '\0';
         len -= 4;
-        if (len > 5 && strcmp(buf + len - 5, "/init") == 0)
-            buf[len - 5] = '\0';
+        if (len > 5 && strcmp(buf + len - 5, "/init") == 0) {
+            char sibling[1024];
+            snprintf(sibling, sizeof sibling, "%.*s.lua", (int)(len - 5), buf);
+            if (!file_exists(root, rootlen, sibling))
+                buf[len - 5] = '\0';
+        }
         for (char *p = buf; *p; p++)
             if (*p == '/')
                 *p = '.';
@@ -101,7 +121,7 @@ int main(int argc, char **argv)
         }
         const char *rel = path + rootlen + 1;
         char name[512];
-        module_name(rel, name, sizeof name);
+        module_name(root, (int)rootlen, rel, name, sizeof name);
         FILE *in = fopen(path, "rb");
         long size = 0;
         if (in) {
