@@ -21,6 +21,7 @@ PACKAGES=(
   python3 python3-botocore                  # local test servers; AWS API models
   lua5.4                                    # the start-up benchmark's reference
   tmux zsh fish                             # REPL terminal tests, completion script checks
+  chromium                                  # renders the metrics HTML report in a test
 )
 SANITIZER_PACKAGES=(dpkg-dev)               # apt-get source for an APICHECK Lua
 

@@ -31,6 +31,7 @@ M.commands = {
   synth = "lumu.cli.synth",
   nag = "lumu.cli.nag",
   aws = "lumu.cli.aws",
+  metrics = "lumu.cli.metrics",
 }
 M.aliases = {}
 
