@@ -595,7 +595,9 @@ static int http_request(lua_State *L)
     mbuf[mlen] = '\0';
     int wants_body = body || strcmp(mbuf, "POST") == 0 || strcmp(mbuf, "PUT") == 0 ||
                      strcmp(mbuf, "PATCH") == 0;
-    if (strcmp(mbuf, "HEAD") == 0 && !body) {
+    if (strcmp(mbuf, "HEAD") == 0 && blen == 0) {
+        /* a HEAD response has no body whatever its Content-Length says; an
+         * empty request body (the AWS client's "") is no body either */
         SETOPT(L, r, CURLOPT_NOBODY, 1L);
     } else if (wants_body) {
         SETOPT(L, r, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);

@@ -214,6 +214,14 @@ describe("lumu.http", function()
       assert.is_truthy(tonumber(res.headers["content-length"]) > 0)
     end)
 
+    it("HEAD with an empty body (as the AWS client sends it) does not wait for a body", function()
+      local t0 = os.time()
+      local res = assert(http.request { url = base .. "/echo", method = "HEAD", body = "", timeout = 5 })
+      assert.are.equal(200, res.status)
+      assert.are.equal("", res.body)
+      assert.is_true(os.time() - t0 < 3)
+    end)
+
     it("returns error statuses as responses, not errors", function()
       for _, code in ipairs({ 201, 204, 400, 404, 500, 503 }) do
         local res, err = http.get(base .. "/status/" .. code)
