@@ -42,6 +42,17 @@ function M.register(name, modname, opts)
   for _, a in ipairs(opts and opts.aliases or {}) do M.aliases[a] = name end
 end
 
+-- mu's command surface (lumu.project holds the flags they share)
+M.register("env", "lumu.cli.env", { aliases = { "environment" } })
+M.register("svc", "lumu.cli.svc", { aliases = { "service" } })
+M.register("db", "lumu.cli.db", { aliases = { "database" } })
+M.register("pipeline", "lumu.cli.pipeline")
+M.register("catalog", "lumu.cli.catalog", { aliases = { "cat" } })
+M.register("init", "lumu.cli.init_project")
+M.register("purge", "lumu.cli.purge")
+M.register("up", "lumu.cli.up")
+M.register("diff", "lumu.cli.diff")
+
 --- Loads the command table of `name` (or an alias), or nil.
 function M.command(name)
   name = M.aliases[name] or name
@@ -165,6 +176,12 @@ local function dispatch(ctx, cmd, args)
     if args[1] == "-h" or args[1] == "--help" then opts.help = true end
   else
     opts, pos = M.parse(cmd.options, args)
+    -- mu's global flags given before the command, where the command has them
+    if opts then
+      for k, v in pairs(ctx.global_opts or {}) do
+        if opts[k] == nil then opts[k] = v end
+      end
+    end
   end
   if not opts then
     M.errorf("%s: %s (see 'lumu help %s')", cmd.name, pos, cmd.name)
@@ -235,6 +252,15 @@ function M.main(argv, boot)
       end
     elseif a:sub(1, 2) == "-e" or a:sub(1, 2) == "-l" then
       switches[#switches + 1] = { a:sub(1, 2), a:sub(3) } -- -eCHUNK, -lmod
+    elseif #switches == 0 and a:sub(1, 1) == "-" and require("lumu.project").is_global(a) then
+      -- mu's global flags before the command: `lumu -n ns env up x`
+      local gopts, nexti = require("lumu.project").parse_prefix(argv, i)
+      if not gopts then
+        M.errorf("%s", nexti)
+        return M.EXIT.usage
+      end
+      ctx.global_opts = gopts
+      i = nexti - 1
     else
       break
     end
@@ -254,6 +280,10 @@ function M.main(argv, boot)
       local rest = table.move(argv, i + 1, #argv, 1, {})
       return dispatch(ctx, cmd, rest)
     end
+    if ctx.global_opts then
+      M.errorf("unknown command '%s' after global options (see 'lumu help')", a)
+      return M.EXIT.usage
+    end
     if not a:find("[/.]") then
       local f = io.open(a, "r")
       if f then
@@ -268,6 +298,10 @@ function M.main(argv, boot)
   elseif a ~= nil and a ~= "-" and a ~= "--" and a:sub(1, 1) == "-" then
     local s = M.suggest(a, { "--help", "--version", "--debug", "--no-color", "-e", "-l", "-i", "-v", "-E", "-W" })
     M.errorf("unrecognized option '%s'%s (see 'lumu help')", a, s and (" (did you mean '" .. s .. "'?)") or "")
+    return M.EXIT.usage
+  end
+  if ctx.global_opts then
+    M.errorf("global options need a command: lumu [options] COMMAND ... (see 'lumu help')")
     return M.EXIT.usage
   end
   -- lua.c mode: switches, then script (or stdin / REPL).

@@ -65,7 +65,8 @@ check "command names" "version" lumu ver
 check "command names or files" "repl
 run" lumu r
 # every registered command, whatever later versions add
-check "all commands" "$("$LUMU" -e 'for _, n in ipairs(require("lumu.cli").names()) do print(n) end')" lumu help ""
+check "all commands" "$("$LUMU" -e 'local cli = require("lumu.cli") local t = cli.names()
+for a in pairs(cli.aliases) do t[#t + 1] = a end table.sort(t) for _, n in ipairs(t) do print(n) end')" lumu help ""
 check "global options" "--debug" lumu --deb
 check "a command's options" "--output" lumu version --o
 check "option values from choices" "json" lumu version --output j

@@ -128,9 +128,9 @@ describe("lumu completion", function()
     local bash = completion.bash()
     assert.matches("case $prev in -s|--stage) _lumu_words 'dev prod'", bash, 1, true)
     assert.matches("case $prev in --template) _lumu_files", bash, 1, true)
-    -- the top-level word list is every command plus the alias, sorted
+    -- the top-level word list is every command plus every alias, sorted
     local words = cli.names()
-    words[#words + 1] = "dep"
+    for alias in pairs(cli.aliases) do words[#words + 1] = alias end
     table.sort(words)
     assert.matches("_lumu_words '" .. table.concat(words, " ") .. "'", bash, 1, true)
   end)
