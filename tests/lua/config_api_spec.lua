@@ -313,7 +313,7 @@ describe("lumu validate", function()
   end
 
   it("prints a summary for a valid file", function()
-    local r, _, _, out, err = run({ config = "tests/fixtures/config/equiv/mu.yml" })
+    local r, _, _, out, err = run({ config = "tests/fixtures/config/equiv/mu.yml", config_only = true })
     assert.are.equal(0, r)
     assert.are.equal("tests/fixtures/config/equiv/mu.yml: ok (namespace acme, 3 environments, 1 service, 1 pipeline)\n", out)
     assert.are.equal("", err)
@@ -331,7 +331,7 @@ describe("lumu validate", function()
 
   it("--strict fails on warnings, --print shows the model, -n sets the namespace", function()
     assert(fs.write(tmp .. "/warn.yml", "service:\n  name: Web\n"))
-    local r, msg, code = run({ config = tmp .. "/warn.yml", strict = true })
+    local r, msg, code = run({ config = tmp .. "/warn.yml", strict = true, config_only = true })
     assert.is_nil(r)
     assert.are.equal(2, code)
     assert.matches("1 warning %(%-%-strict%)", msg)
@@ -339,6 +339,28 @@ describe("lumu validate", function()
     assert.are.equal(0, r2)
     assert.matches('namespace = "other"', out)
     assert.is_nil(out:find("_where", 1, true))
+  end)
+
+  it("checks the generated templates too, writing nothing (exit 1 on a template problem)", function()
+    assert(fs.write(tmp .. "/tpl.yml", table.concat({
+      "environments:", "  - name: acceptance", "templates:", "  mu-vpc-acceptance:", "    Resources:",
+      "      Extra:", "        Type: AWS::S3::Bucket", "        Properties:",
+      "          BucketName: !Ref DoesNotExist", "" }, "\n")))
+    local r, msg, code, out, err = run({ config = tmp .. "/tpl.yml" })
+    assert.is_nil(r)
+    assert.are.equal(1, code)
+    assert.matches("1 template problem", msg, 1, true)
+    assert.matches("mu-vpc-acceptance: Resources.Extra.Properties.BucketName: Ref: unknown parameter or resource 'DoesNotExist'",
+      err, 1, true)
+    assert.are.equal("", out)
+    -- the configuration alone is fine
+    assert.are.equal(0, (run({ config = tmp .. "/tpl.yml", config_only = true })))
+  end)
+
+  it("reports the stacks it checked for a valid project", function()
+    local r, _, _, out = run({ config = "scripts/example/lumu.lua" })
+    assert.are.equal(0, r)
+    assert.matches("scripts/example/lumu.lua: ok %(namespace mu, 2 environments, 1 service, 1 pipeline, %d+ stacks%)", out)
   end)
 
   it("complains without a config file or with stray arguments", function()
