@@ -140,7 +140,19 @@ run "$LUMU" -e 'os.exit(true)'; expect "os.exit(true)" 0 ""
 run "$LUMU" -x; expect_err "unknown switch: exit 2" 2 "lumu: unrecognized option '-x'"
 run "$LUMU" --verison; expect_err "unknown option: did you mean" 2 "did you mean '--version'?"
 run "$LUMU" versoin; expect_err "unknown command: did you mean" 2 "lumu: unknown command 'versoin' (did you mean 'version'?)"
-run timeout --preserve-status -s INT 2 "$LUMU" -e 'while true do end'
+# Ctrl-C once the chunk runs (a fixed delay races a slow start under load)
+rm -f "$TMP/ready"
+set +e
+READY="$TMP/ready" "$LUMU" -e 'io.open(os.getenv("READY"), "w"):close() while true do end' \
+  >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+for _ in $(seq 300); do [ -e "$TMP/ready" ] && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+set -e
+out=$(cat "$TMP/out")
+err=$(cat "$TMP/err")
 expect_err "Ctrl-C: exit 130" 130 "lumu: interrupted"
 
 # the same invocations under Debian's lua5.4 ------------------------------------
