@@ -1,6 +1,7 @@
 --- CloudFormation templates: a builder, intrinsic helpers, pre-deploy checks
 -- and a checker against the CloudFormation registry resource schemas.
--- Pure Lua; no AWS calls.
+-- Lua, sped up by the private C module lumu._cfn when the binary has it
+-- (same results without it); no AWS calls.
 --
 -- local cfn = require "lumu.cfn"
 --
@@ -20,12 +21,15 @@
 -- t:output(name, value [, {description=, export=name|expr, condition=}])
 -- t:get(kind, name) -> copy of a declared resource/parameter/output/
 --     condition/mapping entry (nil if absent)
--- t:to_table() -> fresh template table. Sections in the order
---     AWSTemplateFormatVersion, Description, Metadata, Transform, Parameters,
---     Mappings, Conditions, Rules, Resources, Outputs; entries in declaration
---     order; resource attributes Type, Condition, DependsOn, Metadata,
---     Properties, CreationPolicy, UpdatePolicy, DeletionPolicy,
+-- t:to_table([{consume = true}]) -> fresh template table. Sections in the
+--     order AWSTemplateFormatVersion, Description, Metadata, Transform,
+--     Parameters, Mappings, Conditions, Rules, Resources, Outputs; entries in
+--     declaration order; resource attributes Type, Condition, DependsOn,
+--     Metadata, Properties, CreationPolicy, UpdatePolicy, DeletionPolicy,
 --     UpdateReplacePolicy; every other object's keys sorted (json.ordered).
+--     consume = true: the same table, built from the template's own tables
+--     instead of copies of them (faster); t is used up: any later method
+--     call on it raises (its handles keep working).
 -- t:to_json([{pretty = true|false|n}]) -> string (default pretty, 2 spaces)
 -- t:to_yaml([{cfn_short = bool}]) -> string (needs lumu.yaml)
 --     Same calls -> same bytes, whatever order tables were filled in.

@@ -200,6 +200,43 @@ static void failing_allocations_do_not_leak(void **state)
     assert_true(failed_runs > 0);
 }
 
+/* The same for the fast encoder's buffers and lumu._cfn (freeze, copy, the
+ * check scan): a template built, copied, checked and encoded while any
+ * allocation may fail. */
+static void cfn_helpers_under_failing_allocations(void **state)
+{
+    (void)state;
+    static const char chunk[] =
+        "local cfn, json = CFN, JSON\n"
+        "local t = cfn.template({description = 'd'})\n"
+        "local p = t:parameter('P', {Type = 'String', Default = 'x'})\n"
+        "local r = t:resource('R', 'AWS::S3::Bucket', {BucketName = p, Tags = {{Key = 'k',\n"
+        "  Value = cfn.Sub('${P}-\\u{e9}\\n')}}, N = {1.5, 2, json.null}})\n"
+        "t:output('O', r:getatt('Arn'), {export = 'e'})\n"
+        "local a = t:to_table()\n"
+        "assert(#cfn.check(a) == 1) -- the null\n"
+        "local s = json.encode(a, {pretty = true})\n"
+        "assert(s == json.encode(t:to_table({consume = true}), {pretty = true}))\n"
+        "return 'ok'";
+    int ok_runs = 0, failed_runs = 0;
+    for (long n = 1; n < 1500; n += 2) {
+        lua_State *L = harness_state();
+        /* modules loaded first: the allocations counted are the work's */
+        harness_run(L, "CFN, JSON = require 'lumu.cfn', require 'lumu.json'");
+        char buf[256];
+        lumu_track_enable(n);
+        int ok = harness_eval(L, chunk, buf, sizeof buf);
+        lumu_track_enable(0);
+        if (ok)
+            ok_runs++;
+        else
+            failed_runs++;
+        harness_close(L); /* fails on a leak */
+    }
+    assert_true(ok_runs > 0);
+    assert_true(failed_runs > 0);
+}
+
 int main(void)
 {
     lumu_track_enable(0);
@@ -209,6 +246,7 @@ int main(void)
         cmocka_unit_test(walk_order_and_stack),
         cmocka_unit_test(markers_and_null),
         cmocka_unit_test(failing_allocations_do_not_leak),
+        cmocka_unit_test(cfn_helpers_under_failing_allocations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -148,6 +148,8 @@ describe("lumu.cfn intrinsics", function()
       cfn.sub_refs("${AWS::Region} ${!NotMe} ${Db.Endpoint.Address}-${ X }"))
     assert.are.same({}, cfn.sub_refs("no refs, ${ unterminated"))
     assert.are.same({ "A" }, cfn.sub_refs("${!}${A}"))
+    assert.are.same({ "", "", "A B", "C", "D" }, cfn.sub_refs("${}${ \t }${\n A B\r}${C\f}${\vD}x"))
+    assert.are.same({ "A.B.C", ".A", "A." }, cfn.sub_refs("${A.B.C}${.A}${A.}"))
   end)
 
   it("is_intrinsic recognises single-key function tables", function()
@@ -422,6 +424,96 @@ describe("lumu.cfn template builder", function()
     assert.are.same({ Name = "a", List = { 1, 2 } }, out.Resources.R.Properties)
     out.Resources.R.Properties.Name = "mutated"
     assert.are.equal("a", t:to_table().Resources.R.Properties.Name)
+  end)
+
+  it("to_table({consume = true}) hands over its tables and uses the template up", function()
+    local function build()
+      local t = cfn.template({ description = "d" })
+      local p = t:parameter("P", { Type = "String", Default = "x", AllowedValues = { "x", "y" } })
+      t:mapping("M", { A = { B = "c" } })
+      t:condition("C", cfn.Equals(p, "x"))
+      local r = t:resource("R", "AWS::S3::Bucket", { BucketName = p, Tags = { { Key = "k", Value = cfn.Sub("${P}") } } },
+        { Condition = "C", DeletionPolicy = "Retain", Metadata = { Note = json.null } })
+      t:output("O", r.ref, { export = cfn.Sub("${AWS::StackName}-o"), condition = "C" })
+      t:metadata("Meta", { 1, 2 })
+      t:transform("AWS::LanguageExtensions")
+      return t, r
+    end
+    local t1 = build()
+    local t2, r2 = build()
+    local copied = t1:to_table()
+    local consumed = t2:to_table({ consume = true })
+    assert.are.same(copied, consumed)
+    assert.are.equal(json.encode(copied, { pretty = true }), json.encode(consumed, { pretty = true }))
+    assert.are.equal(yaml.dump(copied), yaml.dump(consumed))
+    assert.are.equal("cfn template (used up)", tostring(t2))
+    local e, l = raised(function() t2:resource("X", "AWS::SNS::Topic") end), this_line()
+    assert_at(e, l)
+    assert.matches("calling 'resource' on a cfn template that to_table%({consume = true}%) used up", e)
+    assert.error_matches(function() t2:to_table() end, "used up")
+    assert.error_matches(function() t2:to_json() end, "used up")
+    assert.are.same({ Ref = "R" }, r2.ref) -- handles keep working
+    assert.error_matches(function() t1:to_table({ copy = false }) end, "unknown option 'copy'")
+    assert.error_matches(function() t1:to_table(true) end, "table expected")
+    assert.are.same(copied, t1:to_table({ consume = false }))
+  end)
+
+  it("freezes and copies values the same way in C and in Lua", function()
+    local util = require "lumu.cfn.util"
+    local cfn_ = require "lumu.cfn" -- the instance using this util
+    local use_c = util.use_c
+    local function both(f)
+      util.use_c = false
+      local ok1, a = pcall(f)
+      util.use_c = use_c
+      local ok2, b = pcall(f)
+      assert.are.equal(ok1, ok2)
+      if ok1 then assert.are.same(a, b) else assert.are.equal(a, b) end
+      return ok1, b
+    end
+    local t = cfn_.template()
+    local p = t:parameter("P", { Type = "String" })
+    local r = t:resource("R", "AWS::SNS::Topic")
+    local cond = t:condition("C", cfn_.Equals("a", "b"))
+    local shared = { 1, "two", json.null }
+    local cyc = {}
+    cyc.self = cyc
+    local deep, cur = {}, nil
+    cur = deep
+    for _ = 1, 250 do cur.x = {}; cur = cur.x end
+    local values = {
+      "s", 1, 2.5, -0.0, math.mininteger, true, false, json.null, p, r,
+      { p, r, { r } }, { a = { b = { c = shared }, d = shared }, e = json.array(), f = json.object() },
+      json.ordered({ z = 1, a = { x = p } }, { "z" }), { [1] = "a", [2] = "b" }, { [3] = "sparse" },
+      { n = 1e300, m = -5e-324, ["ü"] = "\0" },
+      -- what the C version leaves to Lua, which raises with the path
+      { f = print }, { x = { 0 / 0 } }, { math.huge }, setmetatable({}, {}), { [true] = 1 }, { [1.5] = 1 },
+      cyc, { a = { cond } }, { io.stdout }, setmetatable({}, { __jsontype = "array", __metatable = "no" }),
+      deep, nil,
+    }
+    local ok_count = 0
+    for i = 1, 28 do
+      local v = values[i]
+      local ok, frozen = both(function() return util.freeze(v, 3, "resource", "Props") end)
+      if ok then
+        ok_count = ok_count + 1
+        if type(v) == "table" then
+          assert.are_not.equal(v, frozen)
+          if v ~= p and v ~= r then assert.are.equal(getmetatable(v), getmetatable(frozen)) end
+        end
+        both(function() return util.copy(frozen) end)
+        if type(frozen) == "table" then
+          local c = util.copy(frozen)
+          assert.are_not.equal(frozen, c)
+          assert.are.equal(getmetatable(frozen), getmetatable(c))
+        end
+      end
+    end
+    assert.are.equal(16, ok_count)
+    local _, e = both(function() return util.freeze({ a = { { x = print } } }, 3, "resource") end)
+    assert.matches("bad argument #3 to 'resource' %(a%[0%]%.x: function values cannot be encoded%)", e)
+    _, e = both(function() return util.freeze({ a = { cond } }, 2, "output", "Value") end)
+    assert.matches("Value%.a%[0%]: a condition handle cannot be used as a value", e)
   end)
 
   it("keeps json.array/json.object markers", function()

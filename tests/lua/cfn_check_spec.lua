@@ -306,6 +306,36 @@ describe("cfn.check finds", function()
   end)
 end)
 
+describe("cfn.check problem order", function()
+  it("lists problems in key order, whatever order the tables were filled in", function()
+    local function make(flip)
+      local props = { z = { Ref = "Nope1" } }
+      local a = { j = json.null }
+      a.k = { ["Fn::GetAtt"] = { "Missing", "Arn" } }
+      if flip then props = { a = a }; props.z = { Ref = "Nope1" } else props.a = a end
+      props.m = { { Ref = "Nope2" }, "ok", { ["Fn::Sub"] = "${Nope3} ${A.Arn} ${!Skip}" } }
+      return tpl({
+        B = { Type = "AWS::X::Y", Properties = props, DependsOn = "A" },
+        A = { Type = "AWS::X::Y", Properties = { Q = { Ref = "B" }, R = { ["Fn::If"] = { "NoCond", 1, json.null } } },
+          Metadata = { x = json.null } },
+      })
+    end
+    local want = table.concat({
+      "Resources.A.Properties.R: Fn::If: unknown condition 'NoCond'",
+      "Resources.A.Properties.R: null values are not allowed in templates",
+      "Resources.A.Metadata.x: null values are not allowed in templates",
+      "Resources.B.Properties.a.j: null values are not allowed in templates",
+      "Resources.B.Properties.a.k: Fn::GetAtt: unknown resource 'Missing'",
+      "Resources.B.Properties.m[0]: Ref: unknown parameter or resource 'Nope2'",
+      "Resources.B.Properties.m[2]: Fn::Sub '${Nope3}': unknown parameter or resource 'Nope3'",
+      "Resources.B.Properties.z: Ref: unknown parameter or resource 'Nope1'",
+      "Resources.A: circular dependency: A -> B -> A",
+    }, "\n")
+    assert.are.equal(want, cfn.format((cfn.check(make(false)))))
+    assert.are.equal(want, cfn.format((cfn.check(make(true)))))
+  end)
+end)
+
 describe("cfn.check limits", function()
   local function many(n, make)
     local t = {}

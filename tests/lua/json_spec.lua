@@ -283,6 +283,113 @@ describe("json round-trips", function()
   end)
 end)
 
+describe("json.encode fast path", function()
+  -- json.encode writes text directly and falls back to the jansson tree
+  -- (core._encode_jansson) for what it does not handle; both must give the
+  -- same bytes, and the same error, for every value and option.
+  local core = require "lumu._json"
+  local OPTS = { nil, { pretty = true }, { pretty = 4 }, { pretty = false }, { sort_keys = false },
+    { ascii = true }, { pretty = 1, ascii = true } }
+
+  local function same(v, opts)
+    local ok1, a = pcall(json.encode, v, opts)
+    local ok2, b = pcall(core._encode_jansson, v, opts)
+    assert.are.equal(ok2, ok1)
+    assert.are.equal(b, a)
+    return a
+  end
+
+  -- a small deterministic generator (no math.random: reproducible)
+  local seed = 12345
+  local function rnd(n)
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed % n + 1
+  end
+  local PIECES = { "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\r", "\b", "\f", "\1", "\31", "\127",
+    "é", "€", "😀", "\0", "Fn::Sub", "${AWS::Region}", "\xff", "\xc0\x80", "\xed\xa0\x80", "\xe2\x82" }
+  local function str(bad)
+    local parts = {}
+    for i = 1, rnd(6) - 1 do
+      local k = rnd(#PIECES)
+      if not bad and k > #PIECES - 4 then k = 1 end
+      parts[i] = PIECES[k]
+    end
+    return table.concat(parts)
+  end
+  local FLOATS = { 0.1, 2.5, 1 / 3, 1500.0, -0.0, 1e300, 5e-324, 0.1 + 0.2, 123.456, 2.0 ^ 53, 1e-7 }
+  local function value(depth, bad)
+    local k = rnd(depth > 4 and 6 or 11)
+    if k == 1 then return str(bad) end
+    if k == 2 then return rnd(2) == 1 and math.mininteger or (rnd(2000) - 1000) end
+    if k == 3 then return FLOATS[rnd(#FLOATS)] end
+    if k == 4 then return rnd(2) == 1 end
+    if k == 5 then return json.null end
+    if k == 6 then return str(bad) end
+    local t = {}
+    local n = rnd(5) - 1
+    if k <= 8 then
+      for i = 1, n do t[i] = value(depth + 1, bad) end
+      if rnd(4) == 1 then json.array(t) end
+    else
+      local keys = {}
+      for i = 1, n do
+        local key = str(bad)
+        t[key] = value(depth + 1, bad)
+        keys[i] = key
+      end
+      local r = rnd(5)
+      if r == 1 then json.object(t)
+      elseif r == 2 then json.ordered(t, { keys[n] or "x", "missing", keys[1] or "y", keys[n] or "x" })
+      end
+    end
+    return t
+  end
+
+  it("gives jansson's bytes for random documents", function()
+    for i = 1, 400 do
+      local v = value(1, false)
+      same(v, OPTS[i % #OPTS + 1])
+    end
+  end)
+
+  it("raises jansson's errors for random bad documents", function()
+    local failed = 0
+    for i = 1, 300 do
+      local v = value(1, true)
+      local ok = pcall(json.encode, v)
+      if not ok then failed = failed + 1 end
+      same(v, OPTS[i % #OPTS + 1])
+    end
+    assert.is_true(failed > 20)
+  end)
+
+  it("matches on edge cases", function()
+    local t = {}
+    t.self = t
+    local deep, cur = {}, nil
+    cur = deep
+    for _ = 1, 998 do cur[1] = {}; cur = cur[1] end
+    cur[1] = { a = 1 } -- 1000 levels: too deep
+    local cases = {
+      {}, json.array(), json.object(), { {} }, { a = {} }, json.ordered({}, { "a" }),
+      setmetatable({ b = 1, a = 2 }, { __jsonorder = { "b", "b", "zz" } }),
+      setmetatable({ b = 1 }, { __jsonorder = { 1 } }), setmetatable({ b = 1 }, { __jsonorder = "b" }),
+      setmetatable({ 1, 2 }, { __jsonorder = "ignored for arrays" }),
+      setmetatable({ x = 1 }, { __index = {} }), { [1] = 1, [3] = 3 }, { 1, 2, x = 3 }, { [1.5] = 1 },
+      { a = print }, { a = 0 / 0 }, { a = math.huge }, t, { a = t }, deep, { 0.1, { 0.1 + 0.2 } },
+      { 0.5, 0.1 + 0.2, 0.5 }, string.rep("x", 100000), string.rep("\0", 1000), { [""] = "" },
+      { [string.rep("k", 300)] = 1, [string.rep("k", 299)] = 2 },
+    }
+    for _, v in ipairs(cases) do
+      for _, o in ipairs(OPTS) do same(v, o) end
+    end
+    local big = {}
+    for i = 1, 3000 do big["k" .. i] = { i, "v" .. i, { x = i / 7 } } end
+    same(big)
+    same(big, { pretty = true, sort_keys = false })
+  end)
+end)
+
 describe("json helpers", function()
   it("null is unique, prints as null and is shared with lumu.yaml", function()
     assert.are.equal("null", tostring(json.null))

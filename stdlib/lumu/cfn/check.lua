@@ -5,6 +5,7 @@ util.own(debug.getinfo(1, "S").source)
 local fn = require "lumu.cfn.intrinsics"
 
 local show, join, kind, sorted_keys = util.show, util.join, util.kind, util.sorted_keys
+local find, sub, byte = string.find, string.sub, string.byte
 
 local M = {}
 
@@ -44,6 +45,18 @@ local FUNCTIONS = set_of("Ref Fn::GetAtt Fn::Sub Fn::Join Fn::Select Fn::Split F
 local RULE_FUNCTIONS = set_of("Fn::Contains Fn::EachMemberEquals Fn::EachMemberIn Fn::RefAll "
   .. "Fn::ValueOf Fn::ValueOfAll")
 local LANGEXT = "AWS::LanguageExtensions"
+local POLICIES = { DeletionPolicy = DELETION, UpdateReplacePolicy = REPLACE }
+local WALKED = { "Properties", "Metadata", "CreationPolicy", "UpdatePolicy", "DeletionPolicy",
+  "UpdateReplacePolicy" }
+local MIN_MAX = { "MinLength", "MaxLength", "MinValue", "MaxValue" }
+
+-- Are all keys of t in the set `allowed`?
+local function only_keys(t, allowed)
+  for k in pairs(t) do
+    if not allowed[k] then return false end
+  end
+  return true
+end
 
 -- ---------------------------------------------------------------------------
 -- Context
@@ -99,12 +112,20 @@ end
 
 local walk
 
+-- The name of the function referencing a target, for messages: `where`, or
+-- for a reference inside an Fn::Sub string (where == nil), "Fn::Sub '${ref}'"
+-- (built only when there is a problem to report).
+local function sub_where(where, ref)
+  return where or ("Fn::Sub '${" .. ref .. "}'")
+end
+
 -- Is `name` a valid Ref target here; records the dependency edge.
-local function ref_target(ctx, path, name, where, scope)
+local function ref_target(ctx, path, name, where, scope, ref)
   if fn.PSEUDO_SET[name] then return true end
   if ctx.params[name] ~= nil then return true end
   if ctx.resources[name] ~= nil then
     if scope == "condition" or scope == "rule" then
+      where = sub_where(where, ref)
       problem(ctx, path, where .. ": " .. (scope == "rule" and "Rules" or "Conditions")
         .. " can only reference parameters, not resource '" .. name .. "'")
       return true
@@ -114,13 +135,15 @@ local function ref_target(ctx, path, name, where, scope)
   end
   if ctx.macro then return true end -- a macro (e.g. SAM) may create it
   local candidates = names(ctx, (scope == "condition" or scope == "rule") and "params" or "refs")
+  where = sub_where(where, ref)
   problem(ctx, path, where .. ": unknown " .. (scope == "condition" and "parameter" or "parameter or resource")
     .. " '" .. name .. "'" .. util.did_you_mean(name, candidates))
   return false
 end
 
-local function getatt_target(ctx, path, res, where, scope)
+local function getatt_target(ctx, path, res, where, scope, ref)
   if scope == "condition" or scope == "rule" then
+    where = sub_where(where, ref)
     problem(ctx, path, where .. ": Fn::GetAtt cannot be used in " .. (scope == "rule" and "Rules" or "Conditions"))
     return
   end
@@ -129,6 +152,7 @@ local function getatt_target(ctx, path, res, where, scope)
     return
   end
   if ctx.macro then return end
+  where = sub_where(where, ref)
   if ctx.params[res] ~= nil or fn.PSEUDO_SET[res] then
     problem(ctx, path, where .. ": '" .. res .. "' is not a resource")
   else
@@ -187,21 +211,26 @@ handlers["Fn::Sub"] = function(ctx, path, arg, depth, scope)
     problem(ctx, path, "Fn::Sub expects a string or [string, {variables}], got " .. show(arg))
     return
   end
-  vars = vars or {}
-  for _, name in ipairs(fn.sub_refs(s)) do
-    if vars[name] == nil then
-      local res, attr = name:match("^([^.]+)%.(.+)$")
+  local refs = fn.sub_refs(s)
+  for i = 1, #refs do
+    local name = refs[i]
+    if vars == nil or vars[name] == nil then
+      -- "Res.Attr": name:match("^([^.]+)%.(.+)$")
+      local dot = find(name, ".", 1, true)
+      local res = dot and dot > 1 and dot < #name and sub(name, 1, dot - 1) or nil
       if res and not fn.PSEUDO_SET[name] then
-        getatt_target(ctx, path, res, "Fn::Sub '${" .. name .. "}'", scope)
+        getatt_target(ctx, path, res, nil, scope, name)
       elseif name == "" then
         problem(ctx, path, "Fn::Sub: empty variable '${}'")
       else
-        ref_target(ctx, path, name, "Fn::Sub '${" .. name .. "}'", scope)
+        ref_target(ctx, path, name, nil, scope, name)
       end
     end
   end
-  for _, k in ipairs(sorted_keys(vars)) do
-    walk(ctx, vars[k], join(path, k), depth + 1, scope)
+  if vars ~= nil and next(vars) ~= nil then
+    for _, k in ipairs(sorted_keys(vars)) do
+      walk(ctx, vars[k], join(path, k), depth + 1, scope)
+    end
   end
 end
 
@@ -312,7 +341,36 @@ handlers["Fn::And"] = cond_fn("Fn::And")
 handlers["Fn::Or"] = cond_fn("Fn::Or")
 handlers["Fn::Not"] = cond_fn("Fn::Not")
 
+local function intrinsic_call(ctx, k, arg, path, depth, scope)
+  local h = handlers[k]
+  if h then return h(ctx, path, arg, depth, scope) end
+  if k:find("^Fn::ForEach::") then
+    need_langext(ctx, path, "Fn::ForEach")
+    return
+  end
+  if not FUNCTIONS[k] and not (scope == "rule" and RULE_FUNCTIONS[k]) then
+    local all = sorted_keys(FUNCTIONS)
+    problem(ctx, path, "unknown intrinsic function '" .. k .. "'" .. util.did_you_mean(k, all))
+  end
+  return walk(ctx, arg, path, depth + 1, scope)
+end
+
 function walk(ctx, v, path, depth, scope)
+  if ctx.fast and util.use_c and util.core then
+    -- lumu._cfn.scan finds the intrinsic function calls (or says that there
+    -- is a problem, which the sorted walk then reports)
+    local found = util.core.scan(v, depth, util.MAX_DEPTH)
+    if not found then
+      problem(ctx, path, "(walk again)")
+      return
+    end
+    for i = 1, #found, 2 do
+      local node = found[i]
+      local k, arg = next(node)
+      intrinsic_call(ctx, k, arg, path, found[i + 1], scope)
+    end
+    return
+  end
   if type(v) ~= "table" then
     if v ~= nil and v == util.null then
       problem(ctx, path, "null values are not allowed in templates")
@@ -326,22 +384,44 @@ function walk(ctx, v, path, depth, scope)
     end
     return
   end
-  local k, arg = util.intrinsic(v)
-  if k then
-    local h = handlers[k]
-    if h then return h(ctx, path, arg, depth, scope) end
-    if k:find("^Fn::ForEach::") then
-      need_langext(ctx, path, "Fn::ForEach")
-      return
+  -- util.intrinsic(v), inlined
+  local k, arg = next(v)
+  if type(k) == "string" and next(v, k) == nil and (k == "Ref" or (byte(k, 1) == 70 and byte(k, 2) == 110
+      and byte(k, 3) == 58 and byte(k, 4) == 58)) then
+    return intrinsic_call(ctx, k, arg, path, depth, scope)
+  end
+  if ctx.fast then
+    -- any order, no paths: a problem makes walk_top walk again, sorted
+    local null = util.null
+    for _, x in pairs(v) do
+      if type(x) == "table" then
+        walk(ctx, x, path, depth + 1, scope)
+      elseif x ~= nil and x == null then
+        problem(ctx, path, "null values are not allowed in templates")
+      end
     end
-    if not FUNCTIONS[k] and not (scope == "rule" and RULE_FUNCTIONS[k]) then
-      local all = sorted_keys(FUNCTIONS)
-      problem(ctx, path, "unknown intrinsic function '" .. k .. "'" .. util.did_you_mean(k, all))
-    end
-    return walk(ctx, arg, path, depth + 1, scope)
+    return
   end
   for _, key in ipairs(sorted_keys(v)) do
     walk(ctx, v[key], join(path, key), depth + 1, scope)
+  end
+end
+
+-- walk() from the top of a section entry.  Most values have no problem:
+-- walk them first in any order without building paths, and walk again,
+-- in key order with paths, only when that found a problem (the second walk
+-- reports the same problems, in the same order, as a single sorted walk).
+local function walk_top(ctx, v, path, scope)
+  if type(v) ~= "table" then return walk(ctx, v, path, 1, scope) end
+  local problems = ctx.problems
+  local n, too_deep = #problems, ctx.too_deep
+  ctx.fast = true
+  walk(ctx, v, path, 1, scope)
+  ctx.fast = false
+  if #problems > n then
+    for i = #problems, n + 1, -1 do problems[i] = nil end
+    ctx.too_deep = too_deep
+    walk(ctx, v, path, 1, scope)
   end
 end
 
@@ -393,6 +473,14 @@ local function find_cycles(nodes, edges)
   local function targets(n)
     return edges[n] and sorted_keys(edges[n]) or {}
   end
+  local NONE = {}
+  local function any_targets(n)
+    local e = edges[n]
+    if not e then return NONE end
+    local list = {}
+    for k in pairs(e) do list[#list + 1] = k end
+    return list
+  end
   -- Tarjan's algorithm without recursion (dependency chains can be long).
   local function strong(root)
     local work = {}
@@ -401,7 +489,7 @@ local function find_cycles(nodes, edges)
       index[v], low[v] = counter, counter
       stack[#stack + 1] = v
       onstack[v] = true
-      work[#work + 1] = { v = v, ts = targets(v), i = 1 }
+      work[#work + 1] = { v = v, ts = any_targets(v), i = 1 }
     end
     enter(root)
     while #work > 0 do
@@ -418,13 +506,15 @@ local function find_cycles(nodes, edges)
       else
         work[#work] = nil
         if low[v] == index[v] then
-          local comp = {}
+          local comp, size = {}, 0
           repeat
-            local x = table.remove(stack)
+            local x = stack[#stack]
+            stack[#stack] = nil
             onstack[x] = nil
             comp[x] = true
+            size = size + 1
           until x == v
-          sccs[#sccs + 1] = comp
+          if size > 1 or (edges[v] and edges[v][v]) then sccs[#sccs + 1] = comp end
         end
         local parent = work[#work]
         if parent then low[parent.v] = math.min(low[parent.v], low[v]) end
@@ -522,9 +612,11 @@ local function check_parameters(ctx, params)
       if ctx.resources[name] ~= nil then
         problem(ctx, path, "'" .. name .. "' is both a parameter and a resource")
       end
-      for _, k in ipairs(sorted_keys(p)) do
-        if not PARAM_KEYS[k] then
-          problem(ctx, join(path, k), "unknown parameter attribute " .. show(k) .. util.did_you_mean(k, PARAM_LIST))
+      if not only_keys(p, PARAM_KEYS) then
+        for _, k in ipairs(sorted_keys(p)) do
+          if not PARAM_KEYS[k] then
+            problem(ctx, join(path, k), "unknown parameter attribute " .. show(k) .. util.did_you_mean(k, PARAM_LIST))
+          end
         end
       end
       if p.Type == nil then
@@ -554,7 +646,7 @@ local function check_parameters(ctx, params)
           problem(ctx, join(path, "Default"), "expected one of " .. table.concat(names, ", ") .. ", got " .. show(dv))
         end
       end
-      for _, k in ipairs({ "MinLength", "MaxLength", "MinValue", "MaxValue" }) do
+      for _, k in ipairs(MIN_MAX) do
         if p[k] ~= nil and tonumber(p[k]) == nil then
           problem(ctx, join(path, k), "expected a number, got " .. show(p[k]))
         end
@@ -666,16 +758,19 @@ end
 local function check_resources(ctx, resources)
   local n = count_limit(ctx, "Resources", resources, M.LIMITS.resources, "resources")
   if n == 0 then problem(ctx, "Resources", "a template needs at least one resource") end
-  for _, id in ipairs(sorted_keys(resources)) do
+  local ids = sorted_keys(resources)
+  for _, id in ipairs(ids) do
     local path = join("Resources", id)
     local r = resources[id]
     if type(id) == "string" and id:find("^Fn::ForEach::") then
       need_langext(ctx, path, "Fn::ForEach")
     elseif check_name(ctx, path, id, "resource") and object_entry(ctx, path, r, "a resource") then
       ctx.current = id
-      for _, k in ipairs(sorted_keys(r)) do
-        if not RESOURCE_KEYS[k] then
-          problem(ctx, join(path, k), "unknown resource attribute " .. show(k) .. util.did_you_mean(k, RESOURCE_LIST))
+      if not only_keys(r, RESOURCE_KEYS) then
+        for _, k in ipairs(sorted_keys(r)) do
+          if not RESOURCE_KEYS[k] then
+            problem(ctx, join(path, k), "unknown resource attribute " .. show(k) .. util.did_you_mean(k, RESOURCE_LIST))
+          end
         end
       end
       if r.Type == nil then
@@ -692,22 +787,21 @@ local function check_resources(ctx, resources)
       end
       if r.Condition ~= nil then check_condition_ref(ctx, join(path, "Condition"), r.Condition) end
       if r.DependsOn ~= nil then check_depends_on(ctx, join(path, "DependsOn"), id, r.DependsOn) end
-      for key, allowed in pairs({ DeletionPolicy = DELETION, UpdateReplacePolicy = REPLACE }) do
+      for key, allowed in pairs(POLICIES) do
         local v = r[key]
         if v ~= nil and not util.intrinsic(v) and not allowed[v] then
           problem(ctx, join(path, key), "expected one of " .. table.concat(sorted_keys(allowed), ", ")
             .. ", got " .. show(v))
         end
       end
-      for _, key in ipairs({ "Properties", "Metadata", "CreationPolicy", "UpdatePolicy",
-        "DeletionPolicy", "UpdateReplacePolicy" }) do
-        if r[key] ~= nil then walk(ctx, r[key], join(path, key), 1, "resource") end
+      for _, key in ipairs(WALKED) do
+        if r[key] ~= nil then walk_top(ctx, r[key], join(path, key), "resource") end
       end
       ctx.current = nil
     end
   end
   local nodes = {}
-  for _, id in ipairs(sorted_keys(resources)) do
+  for _, id in ipairs(ids) do
     if type(id) == "string" then nodes[#nodes + 1] = id end
   end
   for _, cyc in ipairs(find_cycles(nodes, ctx.edges)) do
@@ -724,10 +818,12 @@ local function check_outputs(ctx, outputs)
     if type(name) == "string" and name:find("^Fn::ForEach::") then
       need_langext(ctx, path, "Fn::ForEach")
     elseif check_name(ctx, path, name, "output") and object_entry(ctx, path, o, "an output") then
-      for _, k in ipairs(sorted_keys(o)) do
-        if not OUTPUT_KEYS[k] then
-          problem(ctx, join(path, k), "unknown output attribute " .. show(k)
-            .. util.did_you_mean(k, sorted_keys(OUTPUT_KEYS)))
+      if not only_keys(o, OUTPUT_KEYS) then
+        for _, k in ipairs(sorted_keys(o)) do
+          if not OUTPUT_KEYS[k] then
+            problem(ctx, join(path, k), "unknown output attribute " .. show(k)
+              .. util.did_you_mean(k, sorted_keys(OUTPUT_KEYS)))
+          end
         end
       end
       local v = o.Value
@@ -736,7 +832,7 @@ local function check_outputs(ctx, outputs)
       elseif type(v) == "table" and not util.intrinsic(v) then
         problem(ctx, join(path, "Value"), "expected a string or an intrinsic function, got " .. show(v))
       else
-        walk(ctx, v, join(path, "Value"), 1, "output")
+        walk_top(ctx, v, join(path, "Value"), "output")
       end
       local d = o.Description
       if d ~= nil and (type(d) ~= "string" or #d > M.LIMITS.description) then
@@ -749,7 +845,7 @@ local function check_outputs(ctx, outputs)
         if kind(e) ~= "object" or e.Name == nil then
           problem(ctx, ep, "expected {Name = ...}, got " .. show(e))
         else
-          walk(ctx, e.Name, join(ep, "Name"), 1, "output")
+          walk_top(ctx, e.Name, join(ep, "Name"), "output")
           if type(e.Name) == "string" then
             if exports[e.Name] then
               problem(ctx, join(ep, "Name"), "export name '" .. e.Name .. "' is also used by output " .. exports[e.Name])
@@ -770,7 +866,7 @@ local function check_rules(ctx, rules)
       if kind(r.Assertions) ~= "array" then
         problem(ctx, join(path, "Assertions"), "expected a non-empty list of assertions")
       end
-      walk(ctx, r, path, 1, "rule")
+      walk_top(ctx, r, path, "rule")
     end
   end
 end

@@ -257,18 +257,23 @@ end
 -- order of appearance: "${Name}" -> "Name", "${Res.Attr}" -> "Res.Attr";
 -- "${!Literal}" is skipped, surrounding blanks are trimmed, and a "${" with
 -- no closing "}" is literal text.
+local find, sub, byte, match = string.find, string.sub, string.byte, string.match
+-- bytes %s matches
+local SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
 function M.sub_refs(s)
   local out = {}
   local pos = 1
   while true do
-    local a = s:find("${", pos, true)
+    local a = find(s, "${", pos, true)
     if not a then break end
-    if s:sub(a + 2, a + 2) == "!" then
+    if byte(s, a + 2) == 33 then -- "!"
       pos = a + 3
     else
-      local b = s:find("}", a + 2, true)
+      local b = find(s, "}", a + 2, true)
       if not b then break end
-      out[#out + 1] = s:sub(a + 2, b - 1):match("^%s*(.-)%s*$")
+      local name = sub(s, a + 2, b - 1)
+      if SPACE[byte(name, 1)] or SPACE[byte(name, -1)] then name = match(name, "^%s*(.-)%s*$") end
+      out[#out + 1] = name
       pos = b + 1
     end
   end

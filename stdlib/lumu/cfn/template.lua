@@ -28,6 +28,12 @@ local OUTPUT_OPTS = set_of({ "description", "export", "condition" })
 local DELETION_POLICIES = { "Delete", "Retain", "RetainExceptOnCreate", "Snapshot" }
 local REPLACE_POLICIES = { "Delete", "Retain", "Snapshot" }
 local CONDITION_FNS = set_of({ "Fn::Equals", "Fn::And", "Fn::Or", "Fn::Not", "Condition" })
+local RESOURCE_OPT_NAMES = {}
+for k in pairs(RESOURCE_OPTS) do RESOURCE_OPT_NAMES[#RESOURCE_OPT_NAMES + 1] = k end
+table.sort(RESOURCE_OPT_NAMES)
+local RESOURCE_TABLE_OPTS = { "UpdatePolicy", "CreationPolicy", "Metadata" }
+local PARAMETER_STRINGS = { "Description", "AllowedPattern", "ConstraintDescription" }
+local PARAMETER_NUMBERS = { "MinLength", "MaxLength", "MinValue", "MaxValue" }
 
 -- ---------------------------------------------------------------------------
 -- Handles
@@ -168,7 +174,7 @@ function Template:parameter(name, def)
   if dv ~= nil and type(dv) ~= "string" and type(dv) ~= "number" and type(dv) ~= "boolean" then
     argerr(2, "parameter", "Default must be a string or number, got " .. show(dv))
   end
-  for _, k in ipairs({ "Description", "AllowedPattern", "ConstraintDescription" }) do
+  for _, k in ipairs(PARAMETER_STRINGS) do
     if def[k] ~= nil and type(def[k]) ~= "string" then
       argerr(2, "parameter", k .. " must be a string, got " .. show(def[k]))
     end
@@ -176,7 +182,7 @@ function Template:parameter(name, def)
   if def.Description and #def.Description > 4000 then
     argerr(2, "parameter", "Description is longer than 4000 bytes")
   end
-  for _, k in ipairs({ "MinLength", "MaxLength", "MinValue", "MaxValue" }) do
+  for _, k in ipairs(PARAMETER_NUMBERS) do
     if def[k] ~= nil and not is_number_like(def[k]) then
       argerr(2, "parameter", k .. " must be a number, got " .. show(def[k]))
     end
@@ -343,12 +349,9 @@ function Template:resource(id, typ, props, opts)
   end
   if opts ~= nil then
     if type(opts) ~= "table" then argerr(4, "resource", "table of options expected, got " .. show(opts)) end
-    local names = {}
-    for k in pairs(RESOURCE_OPTS) do names[#names + 1] = k end
-    table.sort(names)
     for k in pairs(opts) do
       if not RESOURCE_OPTS[k] then
-        argerr(4, "resource", "unknown option " .. show(k) .. util.did_you_mean(k, names))
+        argerr(4, "resource", "unknown option " .. show(k) .. util.did_you_mean(k, RESOURCE_OPT_NAMES))
       end
     end
     if opts.DependsOn ~= nil then res.DependsOn = depends_on(id, opts.DependsOn) end
@@ -367,7 +370,7 @@ function Template:resource(id, typ, props, opts)
     if opts.UpdateReplacePolicy ~= nil then
       res.UpdateReplacePolicy = policy(opts.UpdateReplacePolicy, REPLACE_POLICIES, "UpdateReplacePolicy")
     end
-    for _, k in ipairs({ "UpdatePolicy", "CreationPolicy", "Metadata" }) do
+    for _, k in ipairs(RESOURCE_TABLE_OPTS) do
       local v = opts[k]
       if v ~= nil then
         if type(v) ~= "table" or util.kind(v) == "array" then
@@ -428,42 +431,66 @@ end
 -- Output
 -- ---------------------------------------------------------------------------
 
-local function ordered_section(sec, each)
+local function same(v) return v end
+
+local function ordered_section(sec, each, copy)
   if #sec.order == 0 then return nil end
   local out = {}
+  local values = sec.values
   for _, name in ipairs(sec.order) do
-    out[name] = each(util.copy(sec.values[name]))
+    out[name] = each(copy(values[name]))
   end
   return util.ordered(out, sec.order)
 end
 
-local function same(v) return v end
+local function ordered_parameter(p) return util.ordered(p, M.PARAMETER_ORDER) end
+local function ordered_rule(r) return util.ordered(r, { "RuleCondition", "Assertions" }) end
+local function ordered_resource(r) return util.ordered(r, M.RESOURCE_ORDER) end
+local function ordered_output(o) return util.ordered(o, M.OUTPUT_ORDER) end
 
---- t:to_table() -> a fresh template table (ordered for lumu.json/lumu.yaml)
-function Template:to_table()
+-- A template whose tables were handed over by to_table({consume = true}).
+local Spent = { __name = "lumu.cfn.Template" }
+Spent.__index = function(_, k)
+  if type(k) == "string" and Template[k] ~= nil then
+    return function()
+      util.raise("calling '" .. k .. "' on a cfn template that to_table({consume = true}) used up")
+    end
+  end
+  return nil
+end
+Spent.__tostring = function() return "cfn template (used up)" end
+
+--- t:to_table([{consume = true}]) -> a fresh template table (ordered for
+-- lumu.json/lumu.yaml).  consume: hand over the template's own tables
+-- instead of copies, and make t unusable.
+function Template:to_table(opts)
   check_self(self, "to_table")
+  local copy = util.copy
+  if opts ~= nil then
+    if type(opts) ~= "table" then argerr(1, "to_table", "table expected, got " .. show(opts)) end
+    for k in pairs(opts) do
+      if k ~= "consume" then argerr(1, "to_table", "unknown option " .. show(k) .. " (consume)") end
+    end
+    if opts.consume then copy = same end
+  end
   local t = { AWSTemplateFormatVersion = self._version, Description = self._description }
-  t.Metadata = ordered_section(self._metadata, same)
+  t.Metadata = ordered_section(self._metadata, same, copy)
   local tr = self._transforms
   if #tr == 1 then
     t.Transform = tr[1]
   elseif #tr > 1 then
     t.Transform = util.array(table.move(tr, 1, #tr, 1, {}))
   end
-  t.Parameters = ordered_section(self._parameters, function(p)
-    return util.ordered(p, M.PARAMETER_ORDER)
-  end)
-  t.Mappings = ordered_section(self._mappings, same)
-  t.Conditions = ordered_section(self._conditions, same)
-  t.Rules = ordered_section(self._rules, function(r)
-    return util.ordered(r, { "RuleCondition", "Assertions" })
-  end)
-  t.Resources = ordered_section(self._resources, function(r)
-    return util.ordered(r, M.RESOURCE_ORDER)
-  end) or util.ordered({}, {})
-  t.Outputs = ordered_section(self._outputs, function(o)
-    return util.ordered(o, M.OUTPUT_ORDER)
-  end)
+  t.Parameters = ordered_section(self._parameters, ordered_parameter, copy)
+  t.Mappings = ordered_section(self._mappings, same, copy)
+  t.Conditions = ordered_section(self._conditions, same, copy)
+  t.Rules = ordered_section(self._rules, ordered_rule, copy)
+  t.Resources = ordered_section(self._resources, ordered_resource, copy) or util.ordered({}, {})
+  t.Outputs = ordered_section(self._outputs, ordered_output, copy)
+  if copy == same then
+    for k in pairs(self) do rawset(self, k, nil) end
+    setmetatable(self, Spent)
+  end
   return util.ordered(t, M.TOP_ORDER)
 end
 

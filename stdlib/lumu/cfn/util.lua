@@ -19,6 +19,15 @@ end
 
 M.null = json and json.null or nil
 
+-- C helpers (lumu._cfn: the common cases of freeze, copy and the check
+-- walk), when the binary has them.
+local core_ok, core = pcall(require, "lumu._cfn")
+if not core_ok or type(core) ~= "table" then core = nil end
+M.core = core
+local c_freeze = core and core.freeze
+local c_copy = core and core.copy
+M.use_c = core ~= nil -- false: the Lua versions only (tests compare the two)
+
 -- Handles returned by the template builder (resources, parameters,
 -- conditions): a value position holding a handle means "Ref to it".
 -- The handle's fields live outside it (weak table), so handles are
@@ -131,10 +140,18 @@ local function key_lt(a, b)
   return tostring(a) < tostring(b)
 end
 
+local sort = table.sort
 function M.sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, key_lt)
+  local keys, n, mixed = {}, 0, false
+  for k in pairs(t) do
+    n = n + 1
+    keys[n] = k
+    if type(k) ~= "string" then mixed = true end
+  end
+  if n > 1 then
+    -- only strings: key_lt is a < b, which sort does without calling Lua
+    if mixed then sort(keys, key_lt) else sort(keys) end
+  end
   return keys
 end
 
@@ -158,13 +175,14 @@ end
 -- Is `v` a table holding exactly one key that names an intrinsic function
 -- ("Ref" or "Fn::..."); returns the key and its argument. `with_condition`
 -- also accepts {Condition = name} (valid inside Fn::And/Or/Not and Conditions).
+local byte = string.byte
 function M.intrinsic(v, with_condition)
-  if type(v) ~= "table" or M.is_handle(v) then return nil end
+  if type(v) ~= "table" or HANDLES[v] ~= nil then return nil end
   local k, arg = next(v)
   if type(k) ~= "string" or next(v, k) ~= nil then return nil end
-  if k == "Ref" or k:sub(1, 4) == "Fn::" or (with_condition and k == "Condition") then
-    return k, arg
-  end
+  if k == "Ref" or (with_condition and k == "Condition") then return k, arg end
+  local a, b, c, d = byte(k, 1, 4)
+  if a == 70 and b == 110 and c == 58 and d == 58 then return k, arg end -- "Fn::"
   return nil
 end
 
@@ -242,10 +260,10 @@ local function is_marker(mt)
 end
 M.is_marker = is_marker
 
--- Mark `t` as an object whose `keys` come first, in that order (json.ordered
--- when lumu.json is there; the same metafields otherwise).
+-- Mark `t` as an object whose `keys` come first, in that order: the
+-- metatable json.ordered sets (without its argument checks: our callers pass
+-- fresh tables and lists of strings).
 function M.ordered(t, keys)
-  if json then return json.ordered(t, keys) end
   return setmetatable(t, { __jsontype = "object", __jsonorder = keys })
 end
 
@@ -258,52 +276,90 @@ end
 -- become Refs, JSON marker metatables are kept, and anything JSON cannot
 -- hold (functions, cycles, NaN, other metatables, odd keys, nesting deeper
 -- than MAX_DEPTH) raises "bad argument #n to 'fname' (<path>: why)".
+local huge = math.huge
 function M.freeze(v, n, fname, path)
+  if c_freeze and M.use_c then
+    local r = c_freeze(v, HANDLES, M.MAX_DEPTH)
+    if r ~= nil then return r end
+  end
   local onpath = {}
-  local function fail(p, why)
+  -- keys[d] is the key under which the table at depth d + 1 sits; the path
+  -- string is only built for an error message.
+  local keys = {}
+  local function fail(depth, why)
+    local p = path or ""
+    for i = 1, depth - 1 do p = M.join(p, keys[i]) end
     M.argerr(n, fname, (p ~= "" and (p .. ": ") or "") .. why)
   end
-  local function copy(x, p, depth)
+  local null = M.null
+  local copy
+  -- x: any value (at depth `depth`); returns its frozen copy
+  local function value(x, depth)
     local t = type(x)
     if t == "string" or t == "boolean" then return x end
     if t == "number" then
-      if x ~= x or x == math.huge or x == -math.huge then fail(p, "NaN or infinity cannot be encoded") end
+      if x ~= x or x == huge or x == -huge then fail(depth, "NaN or infinity cannot be encoded") end
       return x
     end
-    if x ~= nil and x == M.null then return x end
-    if t ~= "table" then fail(p, t .. " values cannot be encoded") end
-    if M.is_handle(x) then
-      local kind = M.hget(x, "kind")
+    if x ~= nil and x == null then return x end
+    if t ~= "table" then fail(depth, t .. " values cannot be encoded") end
+    return copy(x, depth)
+  end
+  function copy(x, depth)
+    local h = HANDLES[x]
+    if h then
+      local kind = h.kind
       if kind ~= "resource" and kind ~= "parameter" then
-        fail(p, "a " .. kind .. " handle cannot be used as a value")
+        fail(depth, "a " .. kind .. " handle cannot be used as a value")
       end
-      return { Ref = M.hget(x, "name") }
+      return { Ref = h.name }
     end
-    if onpath[x] then fail(p, "cycle in table") end
-    if depth > M.MAX_DEPTH then fail(p, "nested too deeply (more than " .. M.MAX_DEPTH .. " levels)") end
+    if onpath[x] then fail(depth, "cycle in table") end
+    if depth > M.MAX_DEPTH then fail(depth, "nested too deeply (more than " .. M.MAX_DEPTH .. " levels)") end
     local mt = getmetatable(x)
-    if mt ~= nil and not is_marker(mt) then fail(p, "tables with a metatable cannot be encoded") end
+    if mt ~= nil and not is_marker(mt) then fail(depth, "tables with a metatable cannot be encoded") end
     onpath[x] = true
     local out = {}
+    local d1 = depth + 1
     for k, val in pairs(x) do
-      local kt = type(k)
-      if kt ~= "string" and math.type(k) ~= "integer" then
-        fail(p, "key " .. M.show(k) .. " cannot be encoded (string or integer keys only)")
+      if type(k) ~= "string" and math.type(k) ~= "integer" then
+        fail(depth, "key " .. M.show(k) .. " cannot be encoded (string or integer keys only)")
       end
-      out[k] = copy(val, M.join(p, k), depth + 1)
+      local tv = type(val)
+      if tv == "string" or tv == "boolean" then
+        out[k] = val
+      else
+        keys[depth] = k
+        if tv == "table" then
+          out[k] = copy(val, d1)
+        else
+          out[k] = value(val, d1)
+        end
+      end
     end
     onpath[x] = nil
-    return setmetatable(out, mt)
+    if mt ~= nil then setmetatable(out, mt) end
+    return out
   end
-  return copy(v, path or "", 1)
+  return value(v, 1)
 end
 
 -- Plain structural copy of frozen data (keeps marker metatables).
+local function copy(x)
+  local out = {}
+  for k, v in next, x do
+    if type(v) == "table" then v = copy(v) end
+    out[k] = v
+  end
+  local mt = getmetatable(x)
+  if mt ~= nil then setmetatable(out, mt) end
+  return out
+end
+
 function M.copy(x)
   if type(x) ~= "table" then return x end
-  local out = {}
-  for k, v in pairs(x) do out[k] = M.copy(v) end
-  return setmetatable(out, getmetatable(x))
+  if c_copy and M.use_c then return c_copy(x) end
+  return copy(x)
 end
 
 -- Template parameter types.
