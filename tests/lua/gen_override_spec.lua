@@ -202,4 +202,41 @@ templates:
     assert.are.equal("error", diags[1].severity)
     assert.matches("Fn::Splice", override.format(diags[1]))
   end)
+
+  it("runs Lua override functions from lumu.lua on the template table", function()
+    local m, p = config.load_string([[
+override { stack = "mu-vpc-.*", template = function(t, stack)
+  t.Resources.ElbTargetGroup.Properties.Port = 8443
+  t.Metadata = { editedFor = stack.name }
+end }
+override { stack = "other", template = function() end }
+]], { kind = "lua", filename = "lumu.lua" })
+    assert.is_truthy(m, p and p[1] and config.format_error(p[1]))
+    local d = descriptor("mu-vpc-acceptance")
+    local diags = override.apply(d, m)
+    assert.are.same({}, diags)
+    assert.are.equal(8443, d.template.Resources.ElbTargetGroup.Properties.Port)
+    assert.are.equal("mu-vpc-acceptance", d.template.Metadata.editedFor)
+    local untouched = descriptor("mu-service-x")
+    override.apply(untouched, m)
+    assert.is_nil(untouched.template.Resources.ElbTargetGroup.Properties.Port)
+  end)
+
+  it("a Lua override may return a replacement, and its errors name the override", function()
+    local m = assert(config.load_string([[
+override { stack = "a", template = function(t) return { Resources = t.Resources, Description = "new" } end }
+override { stack = "b", template = function(t) error("boom") end }
+override { stack = "c", template = function(t) return 42 end }
+]], { kind = "lua", filename = "lumu.lua" }))
+    local a = descriptor("a")
+    assert.are.same({}, override.apply(a, m))
+    assert.are.equal("new", a.template.Description)
+    local b = descriptor("b")
+    local db = override.apply(b, m)
+    assert.are.equal("error", db[1].severity)
+    assert.matches("override function failed on b: .*boom", db[1].message)
+    assert.matches("lumu.lua:2: templates[\"b\"]", override.format(db[1]), 1, true)
+    local dc = override.apply(descriptor("c"), m)
+    assert.matches("must edit the template or return a table, got number", dc[1].message)
+  end)
 end)

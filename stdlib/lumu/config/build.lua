@@ -769,7 +769,11 @@ local function build_overrides(ctx, overrides)
         local entry = { stack = stack, pattern = re and re.lua_pattern or nil, where = where, _where = where }
         local v = e.value
         if ctx:is_null(v) then v = nil end
-        if kind == "templates" then
+        if kind == "templates" and type(v) == "function" then
+          -- lumu.lua only: override{stack=, template=function(t, stack) ... end}
+          -- edits the generated template table in place (or returns a new one)
+          entry.edit = v
+        elseif kind == "templates" then
           if type(v) ~= "table" or ctx:shape(v) == "list" then
             ctx:error(where, path, "expected a mapping (a CloudFormation template fragment), got " .. ctx:describe(v))
           else

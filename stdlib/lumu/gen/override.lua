@@ -227,8 +227,30 @@ local function sorted_keys(t)
   return keys
 end
 
+-- Runs a Lua override function on desc.template: fn(template, descriptor)
+-- edits it in place or returns a replacement table.  Errors name the
+-- override's call site.  Returns false on error.
+local function apply_edit(desc, entry, diags)
+  local key = entry_key("templates", entry)
+  local ok, res = pcall(entry.edit, desc.template, desc)
+  if not ok then
+    diag(diags, "error", entry, key, "override function failed on " .. desc.name .. ": " .. tostring(res))
+    return false
+  end
+  if res ~= nil then
+    if type(res) ~= "table" then
+      diag(diags, "error", entry, key, "override function must edit the template or return a table, got "
+        .. type(res))
+      return false
+    end
+    desc.template = res
+  end
+  return true
+end
+
 -- Merges one templates fragment into desc.template; returns false on error.
 local function apply_template(desc, entry, diags)
+  if entry.edit then return apply_edit(desc, entry, diags) end
   local frag = entry.fragment
   local key = entry_key("templates", entry)
   if type(frag) ~= "table" then
