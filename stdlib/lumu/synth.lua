@@ -27,12 +27,17 @@
 --     baseurl, github_token   passed to lumu.gen.pipeline / lumu.gen.catalog
 --     basedir, cache_dir, fetch (default false)   passed to
 --                   lumu.extensions.load (basedir default model.source.dir)
+--     suppressions  false: leave out the `lumu nag` suppressions lumu adds
+--                   to its own resources (lumu.gen.nag.annotate, applied
+--                   to the final templates, after overrides and extensions)
 --     generators    {environment=, services=, database=, dynamodb=,
---                   pipeline=, catalog=, extensions = mod | false} (tests;
+--                   pipeline=, catalog=, compliance=, extensions = mod | false} (tests;
 --                   extensions = false: as if this lumu had no
 --                   lumu.extensions)
 --   stacks: list of descriptors (lumu.gen.common) in deployment order: the
---     environment stacks (lumu.gen.environment); the codedeploy bucket,
+--     environment stacks (lumu.gen.environment); the compliance stacks of
+--     the selected environments (lumu.gen.compliance, with
+--     model.compliance); the codedeploy bucket,
 --     repositories and applications; DynamoDB tables (lumu.gen.dynamodb);
 --     service IAM stacks (they hold the database keys and grant on the
 --     tables); databases (lumu.gen.database); services and schedules
@@ -81,6 +86,13 @@
 --   parameter values) naming an export "<stack>-..." of a stack in the list
 --   must be exported by that stack, deployed earlier.  Imports of stacks
 --   outside the list (environments deployed from elsewhere) are skipped.
+-- synth.nag(stacks [, opts]) -> results | nil, err
+--   `lumu nag` over what synth writes: every stack's template (filename
+--   "<stack>.template.<format>"; judged with the stack's parameter values,
+--   lumu.gen.nag.effective) and asset ("assets/<key>"), merged
+--   (lumu.nag.merge).  opts.rules: the rule list (default nag.rules(), the
+--   built-in and team rules; nil, err when a team rule does not load);
+--   opts.no_suppress.
 -- synth.format_diag(d) -> "where: key: message" (one line)
 -- synth.parameters_json(desc) -> text   [{"ParameterKey":..,"ParameterValue":..}]
 --   sorted by key, as `aws cloudformation create-stack --parameters file://`
@@ -89,6 +101,7 @@
 local json = require "lumu.json"
 local cfn = require "lumu.cfn"
 local override = require "lumu.gen.override"
+local gennag = require "lumu.gen.nag"
 
 local M = {}
 
@@ -482,6 +495,7 @@ end
 -- path starts with (a service's pipeline, the catalog).
 local function locate(model, key)
   if key and key:match("^catalog") and model.catalog then return model.catalog._where end
+  if key and key:match("^compliance") and model.compliance then return model.compliance._where end
   for _, svc in ipairs(model.services or {}) do
     local p = svc._path or "service"
     if key and key:sub(1, #p + 1) == p .. "." then
@@ -537,6 +551,7 @@ function M.plan(model, opts)
   local dyngen = gens.dynamodb or require("lumu.gen.dynamodb")
   local pipegen = gens.pipeline or require("lumu.gen.pipeline")
   local catgen = gens.catalog or require("lumu.gen.catalog")
+  local compgen = gens.compliance or require("lumu.gen.compliance")
 
   local defined, all = selection(model, opts.environments, report)
   if #report.errors > 0 then return {}, report end
@@ -567,6 +582,15 @@ function M.plan(model, opts)
     end
   end
   for _, d in ipairs(envstacks) do table.insert(groups[1], d) end
+  -- compliance (AWS Config) right after the environment stacks
+  if model.compliance and #defined > 0 then
+    local cstacks, cerr = compgen.stacks(model, { namespace = ns, environments = names })
+    if cstacks then
+      for _, d in ipairs(cstacks) do table.insert(groups[1], d) end
+    else
+      generator_error(report, model, cerr)
+    end
+  end
   local sctx = { namespace = ns, version = version, environments = all, diagnostics = diagnostics }
   add(svcgen.stacks(model, sctx))
   -- databases and tables belong to the services: none on EKS environments,
@@ -660,6 +684,7 @@ function M.plan(model, opts)
     local list = {}
     local notes = {}
     if d.template then
+      if opts.suppressions ~= false then gennag.annotate(d.template, { parameters = d.parameters }) end
       d.body = encode(d.template, format)
       d.format = format
       d.size = #d.body
@@ -691,6 +716,30 @@ function M.plan(model, opts)
     d.notes = notes
   end
   return stacks, report
+end
+
+function M.nag(stacks, opts)
+  if type(stacks) ~= "table" then error("bad argument #1 to 'nag' (list of stacks expected)", 2) end
+  opts = opts or {}
+  local nag = require "lumu.nag"
+  local rules, err = opts.rules, nil
+  if not rules then
+    rules, err = nag.rules()
+    if not rules then return nil, err end
+  end
+  local all = {}
+  for _, d in ipairs(stacks) do
+    if d.template then
+      all[#all + 1] = nag.scan(gennag.effective(d.template, d.parameters), { rules = rules,
+        no_suppress = opts.no_suppress, filename = d.name .. ".template." .. (d.format or "json") })
+    end
+    for _, a in ipairs(d.assets or {}) do
+      local tpl = json.decode(a.body)
+      all[#all + 1] = nag.scan(tpl, { rules = rules, no_suppress = opts.no_suppress,
+        filename = "assets/" .. tostring(a.key) })
+    end
+  end
+  return nag.merge(all)
 end
 
 local function sorted_keys(t)

@@ -9,6 +9,9 @@
 -- after_each, setup/teardown (and lazy_/strict_ variants), assert (callable,
 -- with busted's modifiers: is/are/has/does/was + not/no), spy, stub, mock,
 -- finally(fn) inside a test.
+-- test.register(name, fn): a check usable as assert.NAME(...);
+-- test.register_subject(name, methods): assert.NAME(value).METHOD(...);
+-- test.fail(message [, level]): raises an assertion failure.
 local pretty = require "lumu.pretty"
 
 local M = {}
@@ -240,11 +243,46 @@ local function lookup(name)
   return nil
 end
 
+-- Subject assertions: assert.NAME(value).METHOD(...) (see M.register_subject).
+local subjects = {}
+
+local function subject_proxy(name, methods, value, negated)
+  local proxy = {}
+  return setmetatable(proxy, {
+    __index = function(_, method)
+      local fn = methods[method]
+      if type(fn) ~= "function" then
+        local names = {}
+        for k in pairs(methods) do names[#names + 1] = k end
+        table.sort(names)
+        error("unknown assertion 'assert." .. name .. "(...)." .. tostring(method) .. "' (" .. table.concat(names, ", ")
+          .. ")", 2)
+      end
+      return function(first, ...)
+        local ok, msg
+        if first == proxy then ok, msg = fn(value, ...) else ok, msg = fn(value, first, ...) end
+        msg = msg ~= nil and tostring(msg) or ("assert." .. name .. "(...)." .. method .. " failed")
+        if negated then
+          if ok then fail("Expected not: " .. msg, 2) end
+        elseif not ok then
+          fail(msg, 2)
+        end
+        return proxy
+      end
+    end,
+    __tostring = function() return "assert." .. name .. "(" .. pretty.format(value, { depth = 2 }) .. ")" end,
+  })
+end
+
 local function make_assert(negated, bound)
   return setmetatable({}, {
     __index = function(_, key)
       if FILLERS[key] then return make_assert(negated, bound) end
       if NEGATIONS[key] then return make_assert(not negated, bound) end
+      if subjects[key] and not bound then
+        local methods = subjects[key]
+        return function(value) return subject_proxy(key, methods, value, negated) end
+      end
       if (key == "spy" or key == "stub") and not bound then
         -- assert.spy(s).was.called(2)
         return function(s) return make_assert(negated, { s }) end
@@ -278,6 +316,25 @@ M.assert = make_assert(false)
 -- test.register("even", function(n) return n % 2 == 0, "Expected even: " .. n end)
 function M.register(name, fn)
   checks[name] = fn
+end
+
+--- Adds a subject assertion assert.NAME(value).METHOD(...): methods is a
+-- table METHOD -> function(value, ...) -> ok, message (phrased for the
+-- failure); each call raises an assertion failure when ok is false (or,
+-- under assert.is_not.NAME(value), when ok is true) and returns the proxy,
+-- so calls chain.  An unknown METHOD raises naming the known ones.
+-- test.register_subject("security_group", { does_not_allow = function(sg, spec) ... end })
+function M.register_subject(name, methods)
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
+    error("bad argument #1 to 'register_subject' (identifier expected)", 2)
+  end
+  if type(methods) ~= "table" then error("bad argument #2 to 'register_subject' (table expected)", 2) end
+  subjects[name] = methods
+end
+
+--- Raises an assertion failure with message (level as error()).
+function M.fail(message, level)
+  fail(tostring(message), (level or 1) + 1)
 end
 
 -- ---------------------------------------------------------------------------

@@ -118,7 +118,7 @@ describe("defaults", function()
       loadbalancer = { internal = false, accessLogs = { s3Prefix = "access-logs" } },
       cluster = {
         instanceType = "t3.micro", osType = "amazon", instanceTenancy = "default", desiredCapacity = 1,
-        minSize = 1, maxSize = 2, sshAllow = "0.0.0.0/0", targetCPUReservation = 75,
+        minSize = 1, maxSize = 2, targetCPUReservation = 75,
         targetMemoryReservation = 75,
       },
       discovery = { name = "acceptance.mu.local" },

@@ -220,7 +220,7 @@ describe("local folders", function()
         for id in pairs(vpc.template.Resources) do k[#k + 1] = id end
         return k
       end)())
-      assert.are.same({ SshAllow = "0.0.0.0/0" }, vpc.parameters)
+      assert.are.same({}, vpc.parameters)
     end
     assert.are.equal(2, #diags)
     assert.matches("replaces the template of stack mu-vpc-acceptance", messages(diags), 1, true)

@@ -1,5 +1,5 @@
 --- `lumu synth [-c FILE] [-o DIR] [--format json|yaml] [-n NS] [--env NAME]...
--- [--schemas DIR]`: writes the CloudFormation of every stack, without AWS.
+-- [--schemas DIR] [--no-nag]`: writes the CloudFormation of every stack, without AWS.
 --
 -- For every stack (lumu.synth.plan order) DIR gets <stack>.template.json (or
 -- .yaml), <stack>.parameters.json ([{ParameterKey, ParameterValue}], as the
@@ -19,9 +19,15 @@
 -- stdout: a table (stack, kind, resources, bytes, notes).  stderr: config
 -- problems and generation errors, one per line; warnings as
 -- "lumu: warning: KEY: message".
+-- Before writing, `lumu nag` checks every template and asset (lumu.synth.nag,
+-- built-in and team rules): failures are printed to stderr as nag's text
+-- lines and nothing is written (exit 1); warnings get one stderr line
+-- "lumu: nag: N warnings, M suppressed (lumu nag DIR shows them)" (none
+-- when there are none).
+-- --no-nag skips it.
 -- Exit: 0 ok; 1 template problems (cfn checks; with --schemas also the
--- resource schemas) or a write failure; 2 usage, configuration or
--- generation errors.
+-- resource schemas), nag failures or a write failure; 2 usage,
+-- configuration or generation errors (and team nag rules that do not load).
 -- ctx.stdout / ctx.stderr (file-like) replace io.stdout / io.stderr, ctx.git
 -- ({provider=, repo=, branch=, basedir=} or false: none) replaces the
 -- detection (tests).
@@ -31,7 +37,7 @@ local fs = require "lumu.fs"
 
 local M = {
   summary = "write the CloudFormation templates, parameters and tags of every stack (no AWS calls)",
-  usage = "lumu synth [-c FILE] [-o DIR] [--format json|yaml] [-n NS] [--env NAME]... [--schemas DIR]",
+  usage = "lumu synth [-c FILE] [-o DIR] [--format json|yaml] [-n NS] [--env NAME]... [--schemas DIR] [--no-nag]",
   help = [[
 Loads the configuration (-c FILE, else lumu.lua, else mu.yml in the current
 directory), generates the environment, service, database, pipeline and
@@ -43,9 +49,11 @@ lumu.out).  --env limits the environments (repeatable; pipelines and the
 catalog are left out then); --schemas DIR also checks every resource
 against the CloudFormation registry schemas in DIR (laid out like
 ../shared/cfn).  Pipelines without source.repo take it from the git
-remote "origin" of the checkout holding the config.  Nothing is written
-when something fails.
-Exit status: 0 ok, 1 template problems, 2 usage or configuration errors.]],
+remote "origin" of the checkout holding the config.  Every template is
+then checked by lumu nag (--no-nag skips it): nag failures stop the run,
+warnings are counted.  Nothing is written when something fails.
+Exit status: 0 ok, 1 template problems or nag failures, 2 usage or
+configuration errors.]],
   options = {
     { "-c", "--config", arg = "FILE", desc = "configuration file (default: lumu.lua or mu.yml)" },
     { "-o", "--output", arg = "DIR", desc = "output directory (default: lumu.out)" },
@@ -53,6 +61,7 @@ Exit status: 0 ok, 1 template problems, 2 usage or configuration errors.]],
     { "-n", "--namespace", arg = "NS", desc = "namespace (wins over MU_NAMESPACE and the file)" },
     { "--env", arg = "NAME", multi = true, desc = "only this environment (repeatable)" },
     { "--schemas", arg = "DIR", desc = "also check resources against the registry schemas in DIR" },
+    { "--no-nag", desc = "do not run lumu nag on the templates" },
     { "-h", "--help", desc = "this help" },
   },
 }
@@ -334,6 +343,27 @@ function M.run(ctx, args, opts)
       report.problems == 1 and "" or "s"), 1
   end
 
+  local nagline
+  if not opts.no_nag then
+    local results, nerr = synth.nag(stacks)
+    if not results then return nil, "synth: nag: " .. tostring(nerr), 2 end
+    local nag = require "lumu.nag"
+    local failures, warnings, suppressed = nag.counts(results)
+    if failures > 0 then
+      for line in nag.format({ violations = results.violations, suppressed = {}, rules = results.rules,
+        templates = results.templates, files = results.files }, "text"):gmatch("[^\n]+") do
+        if line:find("%[FAIL%]") then err:write(line, "\n") end
+      end
+      out:write(table_text(stacks))
+      return nil, string.format("synth: nag: %d failure%s, nothing written (--no-nag skips the check)", failures,
+        failures == 1 and "" or "s"), 1
+    end
+    if warnings > 0 then
+      nagline = string.format("lumu: nag: %d warning%s, %d suppressed (lumu nag %s shows them)\n", warnings,
+        warnings == 1 and "" or "s", suppressed, opts.output or M.DEFAULT_OUTPUT)
+    end
+  end
+
   local ext = format == "yaml" and "yaml" or "json"
   local files = {}
   for _, d in ipairs(stacks) do
@@ -352,6 +382,7 @@ function M.run(ctx, args, opts)
   local ok, werr = publish(dir, files)
   if not ok then return nil, "synth: cannot write " .. dir .. ": " .. tostring(werr), 1 end
   out:write(table_text(stacks))
+  if nagline then err:write(nagline) end
   return 0
 end
 

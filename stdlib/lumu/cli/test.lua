@@ -1,4 +1,8 @@
 --- `lumu test [PATH...]`: runs busted-style specs (files matching *_spec.lua).
+-- Tests tagged #live (checks against deployed stacks, lumu.test.infra) run
+-- only with --live (or when --tags names live).  -c FILE names the project
+-- config: lumu.test.infra.project() loads it, and without PATH the specs
+-- come from spec/ next to it.
 local cli = require "lumu.cli"
 local test = require "lumu.test"
 
@@ -7,7 +11,10 @@ local M = {
   usage = "lumu test [options] [PATH...]",
   help = [[
 Runs every spec file found under each PATH (a file or a directory searched
-recursively).  Without PATH: ./spec, else ./tests, else the current directory.
+recursively).  Without PATH: spec/ next to the -c config, else ./spec, else
+./tests, else the current directory.  Infrastructure specs use
+require "lumu.test.infra" (project(), resources, assert.security_group...);
+tests tagged #live talk to AWS and run only with --live.
 Exit status: failures + errors (at most 255); 0 when all pass.]],
   options = {
     { "-p", "--pattern", arg = "LUAPATTERN", desc = "spec file name pattern (default _spec%.lua$)" },
@@ -17,6 +24,8 @@ Exit status: failures + errors (at most 255); 0 when all pass.]],
     { "--exclude-tags", arg = "TAGS", desc = "skip tests tagged #TAG (comma separated)" },
     { "-o", "--output", arg = "FORMAT", desc = "plain (default), tap or json" },
     { "-v", "--verbose", desc = "one line per test" },
+    { "--live", desc = "also run tests tagged #live (they call AWS)" },
+    { "-c", "--config", arg = "FILE", desc = "the project config for lumu.test.infra (default: found near the specs)" },
     { "-l", "--list", desc = "list the spec files found and exit" },
     { "-h", "--help", desc = "this help" },
   },
@@ -57,6 +66,17 @@ function M.run(ctx, args, opts)
   end
   local pattern = opts.pattern or "_spec%.lua$"
   local paths = args
+  if opts.config then
+    local fs = require "lumu.fs"
+    if not fs.isfile(opts.config) then
+      return nil, "test: -c: no such config file: " .. opts.config, cli.EXIT.usage
+    end
+    require("lumu.test.infra").default_config = opts.config
+    if #paths == 0 then
+      local dir = fs.join(fs.dirname(opts.config), "spec")
+      if fs.isdir(dir) then paths = { dir } end
+    end
+  end
   if #paths == 0 then
     local fs = require "lumu.fs"
     paths = { fs.isdir("spec") and "spec" or fs.isdir("tests") and "tests" or "." }
@@ -80,9 +100,15 @@ function M.run(ctx, args, opts)
   if #files == 0 then
     return nil, "test: no spec files found in " .. table.concat(paths, ", "), cli.EXIT.usage
   end
+  local tags, exclude = split(opts.tags), split(opts.exclude_tags)
+  local wants_live = opts.live
+  for _, t in ipairs(tags) do
+    if t == "live" then wants_live = true end
+  end
+  if not wants_live then exclude[#exclude + 1] = "live" end
   local r = test.runner {
     filter = opts.filter, filter_out = opts.filter_out,
-    tags = split(opts.tags), exclude_tags = split(opts.exclude_tags),
+    tags = tags, exclude_tags = exclude,
     output = output, verbose = opts.verbose, debug = ctx.debug,
   }
   for _, f in ipairs(files) do r:load_file(f) end

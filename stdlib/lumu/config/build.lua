@@ -724,6 +724,89 @@ local function finish_service(ctx, svc, envs, dirname)
   end
 end
 
+-- compliance (lumu): environment references, rule sources and names, the
+-- recorder's environments, exclusions of default rules.
+local function finish_compliance(ctx, c, envs)
+  local path = c._path
+  local _, names = env_index(envs)
+  if c._keys.environments == nil then
+    c.environments = table.move(names, 1, #names, 1, {})
+  else
+    for i, e in ipairs(c.environments) do
+      check_env_ref(ctx, envs, e, kw(c, "environments"), path .. ".environments[" .. i .. "]")
+    end
+  end
+  local r = c.recorder
+  if r._keys.environments == nil then
+    r.environments = c.environments[1] and { c.environments[1] } or {}
+  else
+    local chosen = {}
+    for _, e in ipairs(c.environments) do chosen[e:lower()] = true end
+    for i, e in ipairs(r.environments) do
+      local p = path .. ".recorder.environments[" .. i .. "]"
+      if not chosen[e:lower()] then
+        ctx:error(kw(r, "environments"), p, string.format(
+          "environment '%s' has no compliance stack (compliance.environments: %s)", e,
+          #c.environments > 0 and table.concat(c.environments, ", ") or "none"))
+      end
+    end
+  end
+  if r.allSupported and #r.resourceTypes > 0 then
+    ctx:error(kw(r, "resourceTypes"), path .. ".recorder.resourceTypes",
+      "resourceTypes needs allSupported: false (all supported types are recorded otherwise)")
+  elseif not r.allSupported and #r.resourceTypes == 0 then
+    ctx:error(kw(r, "allSupported"), path .. ".recorder.allSupported",
+      "allSupported: false needs recorder.resourceTypes (the types to record)")
+  end
+  local ok, gen = pcall(require, "lumu.gen.compliance")
+  local defaults = ok and gen.DEFAULT_RULES or {}
+  local seen = {}
+  for _, rule in ipairs(c.rules) do
+    local rp = rule._path
+    if rule.identifier and rule.lambdaArn then
+      ctx:error(kw(rule, "lambdaArn"), rp, "give identifier (an AWS managed rule) or lambdaArn (a custom rule), "
+        .. "not both")
+    elseif not rule.identifier and not rule.lambdaArn then
+      ctx:error(rule._where, rp, "a rule needs identifier (an AWS managed rule) or lambdaArn (a custom rule)")
+    end
+    if not rule.name then
+      if rule.identifier then
+        rule.name = rule.identifier:lower():gsub("_", "-")
+      elseif rule.lambdaArn then
+        rule.name = rule.lambdaArn:match(":function:([^:]+)")
+      end
+      if rule.name and #rule.name > 64 then rule.name = rule.name:sub(1, 64) end
+    end
+    if rule.name then
+      local k = rule.name:lower()
+      if seen[k] then
+        ctx:error(kw(rule, "name"), rp .. ".name", string.format("duplicate compliance rule name '%s' (also at %s)",
+          rule.name, seen[k]))
+      else
+        seen[k] = kw(rule, "name")
+      end
+    end
+  end
+  local known = {}
+  for _, d in ipairs(defaults) do
+    known[#known + 1] = d.identifier
+    known[#known + 1] = d.name
+  end
+  for i, x in ipairs(c.exclude) do
+    local found = false
+    for _, d in ipairs(defaults) do
+      if x == d.identifier or x:lower() == d.name then found = true end
+    end
+    if not found and ok then
+      ctx:error(kw(c, "exclude"), path .. ".exclude[" .. i .. "]", "'" .. x .. "' is not a default compliance rule"
+        .. did_you_mean(x, known))
+    end
+  end
+  if not c.defaults and #c.exclude > 0 then
+    ctx:warn(kw(c, "exclude"), path .. ".exclude", "ignored: defaults is false, so no default rule is deployed")
+  end
+end
+
 local function check_extension(ctx, ext)
   local path = ext._path
   if ext.image then
@@ -927,6 +1010,12 @@ function M.build(doc, opts)
     end
   end
 
+  -- `compliance:` given empty (YAML null) means the defaults
+  if top.compliance == nil and type(root) == "table" and root.compliance ~= nil and ctx:is_null(root.compliance) then
+    top.compliance = check(schema.Compliance, {}, ctx, "compliance", ctx:at(root, "compliance", ctx.file))
+  end
+  if top.compliance then finish_compliance(ctx, top.compliance, envs) end
+
   for _, ext in ipairs(top.extensions) do check_extension(ctx, ext) end
 
   local ov = build_overrides(ctx, doc.overrides)
@@ -944,6 +1033,7 @@ function M.build(doc, opts)
     environments = envs,
     services = services,
     catalog = top.catalog,
+    compliance = top.compliance,
     templates = ov.templates,
     parameters = ov.parameters,
     tags = ov.tags,

@@ -11,6 +11,8 @@
 --   pipeline { service="name", source={...}, ... }      same
 --   dynamodb { service="name", name="orders", ... }     appended to service.dynamodb (lumu)
 --   catalog { iamUsers={...}, pipelines={...} }         several calls are merged
+--   compliance { rules={...}, exclude={...}, recorder={...}, delivery={...} }
+--                                                       AWS Config (lumu); merged alike
 --   extension { url=, image= }  or  extension "path"
 --   override { stack="regex", template={...}, parameters={...}, tags={...} }
 --   rbac { role=, users={...}, environments={...}, services={...} }
@@ -182,6 +184,32 @@ function M.run(text, opts)
       local c = state.catalog
       for k, v in pairs(t) do
         local listkey = (k == "iamUsers" or k == "pipelines") and type(v) == "table"
+        if listkey and merged[c[k]] then
+          table.move(v, 1, #v, #c[k] + 1, c[k])
+        elseif listkey and c[k] == nil then
+          c[k] = table.move(v, 1, #v, 1, {})
+          merged[c[k]] = true
+        else
+          c[k] = v
+        end
+      end
+    end
+    return t
+  end
+
+  function env.compliance(t)
+    local where = call_site(2)
+    if t == nil then t = {} end
+    if expect_table("compliance", t, where) then
+      register(t, where, 0)
+      if not state.compliance then
+        state.compliance = {}
+        site[state.compliance] = where
+      end
+      -- several compliance{} calls: rules and exclude lists are concatenated
+      local c = state.compliance
+      for k, v in pairs(t) do
+        local listkey = (k == "rules" or k == "exclude") and type(v) == "table"
         if listkey and merged[c[k]] then
           table.move(v, 1, #v, #c[k] + 1, c[k])
         elseif listkey and c[k] == nil then
@@ -413,7 +441,7 @@ function M.run(text, opts)
 
   local root = {
     environments = state.envs, services = services, extensions = state.extensions, rbac = state.rbac,
-    catalog = state.catalog,
+    catalog = state.catalog, compliance = state.compliance,
   }
   for _, key in ipairs({ "namespace", "roles", "disableIAM" }) do
     if once[key] then root[key] = once[key].value end

@@ -202,6 +202,47 @@ function M.certificate_normalize(v)
   return id or v
 end
 
+-- AWS Config: managed rule identifiers (SourceIdentifier), custom rule
+-- Lambda ARNs, resource types, rule names, S3 bucket names, SNS topic ARNs.
+function M.managed_rule(v)
+  if not v:match("^[A-Z][A-Z0-9_]*$") or #v > 256 then
+    return "expected an AWS managed rule identifier like ENCRYPTED_VOLUMES, got " .. quote(v)
+  end
+end
+
+function M.lambda_arn(v)
+  if not v:match("^arn:aws[%w%-]*:lambda:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:function:[%w%-_]+$")
+      and not v:match("^arn:aws[%w%-]*:lambda:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:function:[%w%-_]+:[%w%-_%$]+$") then
+    return "expected a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME), got " .. quote(v)
+  end
+end
+
+function M.resource_type(v)
+  if not v:match("^AWS::%w+::%w+$") then
+    return "expected a CloudFormation resource type like AWS::EC2::Volume, got " .. quote(v)
+  end
+end
+
+function M.config_rule_name(v)
+  if not v:match("^[%w][%w%-_]*$") or #v > 64 then
+    return "must be letters, digits, '-' and '_' (at most 64), got " .. quote(v)
+  end
+end
+
+function M.bucket_name(v)
+  if #v < 3 or #v > 63 or not v:match("^[%l%d][%l%d%.%-]*[%l%d]$") or v:find("..", 1, true) then
+    return "expected an S3 bucket name (3-63 lower-case letters, digits, '.' and '-'), got " .. quote(v)
+  end
+end
+
+function M.sns_arn(v)
+  if not v:match("^arn:aws[%w%-]*:sns:[%w%-]+:%d%d%d%d%d%d%d%d%d%d%d%d:[%w%-_]+$") then
+    return "expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got " .. quote(v)
+  end
+end
+
+M.CONFIG_FREQUENCIES = { "One_Hour", "Three_Hours", "Six_Hours", "Twelve_Hours", "TwentyFour_Hours" }
+
 -- ---------------------------------------------------------------------------
 -- Node constructors
 -- ---------------------------------------------------------------------------
@@ -241,7 +282,7 @@ M.Environment = R({
     minSize = I { min = 0, default = 1 },
     maxSize = I { min = 1 }, -- default by provider
     keyName = S { check = M.nonempty },
-    sshAllow = S { check = M.cidr, default = "0.0.0.0/0" },
+    sshAllow = S { check = M.cidr }, -- no default: mu's 0.0.0.0/0 is not lumu's (docs/model.md)
     targetCPUReservation = I { min = 1, max = 100, default = 75 },
     targetMemoryReservation = I { min = 1, max = 100, default = 75 },
     httpProxy = S { check = M.http_proxy },
@@ -423,6 +464,37 @@ M.Catalog = R({
   }, { name = "catalog pipeline" })),
 }, { fill = false, name = "catalog" })
 
+-- lumu: compliance as code (AWS Config), lumu.gen.compliance
+M.ComplianceRule = R({
+  name = S { check = M.config_rule_name }, -- default: from identifier / the function name
+  identifier = S { check = M.managed_rule }, -- an AWS managed rule
+  lambdaArn = S { check = M.lambda_arn }, -- or a custom rule
+  description = S {},
+  parameters = MAP(S {}), -- InputParameters
+  resourceTypes = L(S { check = M.resource_type }), -- Scope.ComplianceResourceTypes
+  frequency = S { enum = M.CONFIG_FREQUENCIES }, -- periodic (MaximumExecutionFrequency)
+}, { name = "compliance rule" })
+
+M.Compliance = R({
+  environments = L(S { check = M.name(63) }), -- default: every environment
+  defaults = B(true),
+  exclude = L(S { check = M.nonempty }),
+  rules = L(M.ComplianceRule),
+  recorder = R {
+    environments = L(S { check = M.name(63) }), -- default: the first compliance environment
+    allSupported = B(true),
+    includeGlobalResourceTypes = B(true),
+    resourceTypes = L(S { check = M.resource_type }),
+    roleArn = ROLE,
+  },
+  delivery = R {
+    bucket = S { check = M.bucket_name },
+    prefix = S { check = M.no_space },
+    frequency = S { enum = M.CONFIG_FREQUENCIES, default = "TwentyFour_Hours" },
+    snsTopicArn = S { check = M.sns_arn },
+  },
+}, { fill = false, name = "compliance" })
+
 M.Top = R({
   namespace = S { check = M.namespace },
   environments = L(M.Environment),
@@ -436,6 +508,7 @@ M.Top = R({
   roles = R { cloudFormation = ROLE },
   rbac = L(M.Rbac),
   catalog = M.Catalog,
+  compliance = M.Compliance,
 }, { name = "config" })
 M.Top.fields.service = setmetatable({ fill = false }, { __index = M.Service })
 

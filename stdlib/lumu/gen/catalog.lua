@@ -306,6 +306,7 @@ function M.stacks(model, ctx)
       })
       if not body_tbl then return nil, w end
       for _, x in ipairs(w or {}) do warnings[#warnings + 1] = x end
+      require("lumu.gen.nag").annotate(body_tbl) -- the pipeline's justified nag suppressions
       local body = json.encode(body_tbl, { pretty = true })
       local key = "products/" .. cp.name .. "/" .. v .. "/pipeline-" .. crypto.hex(crypto.sha256(body)):sub(1, 16)
         .. ".json"

@@ -14,7 +14,8 @@
 -- <env>, whose names are fixed, so no output needs to be read back.
 --
 -- ecs (LaunchType EC2): ECS cluster; instance security group with separate
---   ingress/egress rules (SSH from SshAllow only with a KeyName); a launch
+--   ingress/egress rules (SSH from SshAllow only with cluster.keyName or an
+--   explicit cluster.sshAllow; SshAllow defaults to the VPC block); a launch
 --   template (IMDSv2, the ECS-optimised Amazon Linux 2 AMI from
 --   /aws/service/ecs/optimized-ami/amazon-linux-2/recommended/image_id as an
 --   AWS::SSM::Parameter::Value<AWS::EC2::Image::Id> parameter unless imageId
@@ -35,7 +36,7 @@
 --   gets cluster admin when set) and a managed node group
 --   (AWS::EKS::Nodegroup, AL2023 AMI, or imageId with a nodeadm NodeConfig)
 --   with a launch template (IMDSv2, the cluster security group + a node
---   security group carrying SSH from SshAllow when KeyName is set).
+--   security group carrying SSH from SshAllow with a keyName or sshAllow).
 -- eks-fargate: EKS cluster, a Fargate profile (namespaces default,
 --   kube-system, mu-ingress, mu-service-*; pod execution role from the IAM
 --   stack) and the CoreDNS add-on configured for Fargate, so DNS runs
@@ -47,6 +48,7 @@
 local cfn = require "lumu.cfn"
 local common = require "lumu.gen.common"
 local iam = require "lumu.gen.iam"
+local vpc = require "lumu.gen.vpc"
 
 local M = {}
 
@@ -87,7 +89,7 @@ local function instance_parameters(t, info, opts)
   t:parameter("KeyName", { Type = "String", Default = "",
     Description = "KeyName to associate with worker instances.  Leave blank to disable SSH access." })
   t:parameter("SshAllow", { Type = "String", Description = "Subnet from which to allow SSH access.",
-    Default = "0.0.0.0/0", MinLength = 9, MaxLength = 18, AllowedPattern = CIDR_PATTERN,
+    Default = vpc.SSH_DEFAULT, MinLength = 9, MaxLength = 18, AllowedPattern = CIDR_PATTERN,
     ConstraintDescription = "must be a valid CIDR block: x.x.x.x/x." })
   if opts.image then
     if c.imageId and c.imageId ~= "" then
@@ -124,18 +126,33 @@ end
 
 -- Security group for instances/tasks, rules as separate resources (mu's) ----
 
+-- SSH ingress (lumu's deviation from mu, which always opened 22 to SshAllow,
+-- default 0.0.0.0/0, when a KeyName was given): only when the cluster has a
+-- keyName (then under the HasKeyName condition) or an explicit sshAllow
+-- (then unconditionally); SshAllow defaults to vpc.SSH_DEFAULT.
+-- -> "none" | "keyname" | "explicit"
+local function ssh_mode(c)
+  if c.sshAllow ~= nil and c.sshAllow ~= "" then return "explicit" end
+  if c.keyName ~= nil and c.keyName ~= "" then return "keyname" end
+  return "none"
+end
+M._ssh_mode = ssh_mode
+
+local function ssh_ingress(t, id, desc, gid, mode)
+  if mode == "none" then return end
+  res(t, id, "AWS::EC2::SecurityGroupIngress", desc, {
+    GroupId = gid, IpProtocol = "tcp", FromPort = 22, ToPort = 22, CidrIp = cfn.Ref("SshAllow"),
+    Description = "SSH from SshAllow",
+  }, mode == "keyname" and { Condition = "HasKeyName" } or nil)
+end
+
 local function instance_security_group(t, ssh, desc)
   local sg = res(t, "InstanceSecurityGroup", "AWS::EC2::SecurityGroup", desc, {
     VpcId = common.import("VpcId"), GroupDescription = "Microservice Host Security Group",
     Tags = { { Key = "Name", Value = cfn.Sub("${AWS::StackName}-instances") } },
   })
   local gid = sg:getatt("GroupId")
-  if ssh then
-    res(t, "SshIngress", "AWS::EC2::SecurityGroupIngress", "SSH to instances from SshAllow (with a KeyName)", {
-      GroupId = gid, IpProtocol = "tcp", FromPort = 22, ToPort = 22, CidrIp = cfn.Ref("SshAllow"),
-      Description = "SSH from SshAllow",
-    }, { Condition = "HasKeyName" })
-  end
+  ssh_ingress(t, "SshIngress", "SSH to instances from SshAllow", gid, ssh or "none")
   res(t, "Host2HostRuleIngress", "AWS::EC2::SecurityGroupIngress", "instance to instance traffic (ingress)", {
     GroupId = gid, IpProtocol = "tcp", FromPort = 0, ToPort = 65535, SourceSecurityGroupId = gid,
     Description = "from the environment's instances",
@@ -225,7 +242,7 @@ local function ecs_template(info, t)
 
   local ecs = res(t, "EcsCluster", "AWS::ECS::Cluster",
     fargate and "the ECS cluster (Fargate capacity providers)" or "the ECS cluster", cluster_props)
-  local _, gid = instance_security_group(t, not fargate,
+  local _, gid = instance_security_group(t, not fargate and ssh_mode(info.cluster),
     fargate and "the security group of the environment's tasks" or "the security group of the container instances")
 
   if not fargate then
@@ -304,7 +321,7 @@ local function ec2_template(info, t)
   t:parameter("ElbSecurityGroup", { Type = "String",
     Description = "Name of the value to import for the load balancer's instance security group" })
   instance_parameters(t, info, { sizes = true, image = M.IMAGE_PARAMETERS.ec2, proxy = true })
-  local _, gid = instance_security_group(t, true, "the security group of the service instances")
+  local _, gid = instance_security_group(t, ssh_mode(info.cluster), "the security group of the service instances")
   network_outputs(t)
   t:output("InstanceSecurityGroup", gid, { description = "Security Group ID for the microservice instances",
     export = export("InstanceSecurityGroup") })
@@ -416,10 +433,8 @@ local function eks_template(info, t)
       VpcId = common.import("VpcId"), GroupDescription = "Security group for all nodes in the cluster",
       Tags = { { Key = "Name", Value = cfn.Sub("${AWS::StackName}-nodes") } },
     })
-    res(t, "NodeSshIngress", "AWS::EC2::SecurityGroupIngress", "SSH to the nodes from SshAllow (with a KeyName)", {
-      GroupId = node_sg:getatt("GroupId"), IpProtocol = "tcp", FromPort = 22, ToPort = 22,
-      CidrIp = cfn.Ref("SshAllow"), Description = "SSH from SshAllow",
-    }, { Condition = "HasKeyName" })
+    ssh_ingress(t, "NodeSshIngress", "SSH to the nodes from SshAllow", node_sg:getatt("GroupId"),
+      ssh_mode(info.cluster))
     local data = {
       SecurityGroupIds = { cluster_sg, node_sg:getatt("GroupId") },
       KeyName = cfn.If("HasKeyName", cfn.Ref("KeyName"), cfn.NoValue),

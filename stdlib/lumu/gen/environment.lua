@@ -82,7 +82,7 @@ local function cluster_settings(c, provider)
     minSize = num(c.minSize, 1),
     maxSize = num(c.maxSize, eks and 3 or 2),
     keyName = nonempty(c.keyName) and c.keyName or nil,
-    sshAllow = nonempty(c.sshAllow) and c.sshAllow or "0.0.0.0/0",
+    sshAllow = nonempty(c.sshAllow) and c.sshAllow or nil, -- nil: vpc.SSH_DEFAULT (mu: 0.0.0.0/0)
     targetCPUReservation = num(c.targetCPUReservation, 75),
     targetMemoryReservation = num(c.targetMemoryReservation, 75),
     httpProxy = nonempty(c.httpProxy) and c.httpProxy or nil,

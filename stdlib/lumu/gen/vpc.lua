@@ -16,7 +16,9 @@
 -- template parameters WITH mu's names and defaults, so a `templates:` override
 -- of `Parameters.<Name>.Default` or a `parameters:` override changes them.
 -- With cluster.keyName a bastion host (t3.nano, latest Amazon Linux 2023 AMI
--- from the public SSM parameter) is added in the NAT subnet.
+-- from the public SSM parameter) is added in the NAT subnet, reachable on 22
+-- from SshAllow: cluster.sshAllow, else M.SSH_DEFAULT (inside the VPC; mu
+-- used 0.0.0.0/0).
 -- Parameters: Namespace, EnvironmentName, InstanceTenancy, SshAllow,
 -- VpcCidrBlock, ElbSubnetAZ{1,2,3}CidrBlock, InstanceSubnetAZ{1,2,3}CidrBlock,
 -- NatSubnetAZ1CidrBlock, ElbInternal, AZCount, EKSClusterName; with keyName
@@ -38,6 +40,12 @@ M.DEFAULT_CIDRS = {
   InstanceSubnetAZ3CidrBlock = "10.0.102.0/24",
   NatSubnetAZ1CidrBlock = "10.0.200.0/24",
 }
+
+-- SshAllow when cluster.sshAllow is not set: lumu's VPC block, so SSH (to the
+-- bastion and the instances, which exist only with cluster.keyName) stays
+-- inside the VPC.  mu's default was 0.0.0.0/0; lumu never opens SSH to the
+-- internet unless cluster.sshAllow says so.
+M.SSH_DEFAULT = M.DEFAULT_CIDRS.VpcCidrBlock
 
 M.BASTION_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
@@ -75,7 +83,7 @@ function M.template(info)
   t:parameter("EnvironmentName", { Type = "String", Description = "Name of environment used for resource namespace" })
   t:parameter("InstanceTenancy", { Type = "String", Description = "Instance tenancy to use for VPC",
     AllowedValues = { "default", "dedicated" }, Default = "default" })
-  cidr_param(t, "SshAllow", "Subnet from which to allow SSH access.", "0.0.0.0/0")
+  cidr_param(t, "SshAllow", "Subnet from which to allow SSH access.", M.SSH_DEFAULT)
   local vpc_cidr = cidr_param(t, "VpcCidrBlock", "Subnet block for VPC", M.DEFAULT_CIDRS.VpcCidrBlock)
   for az = 1, 3 do
     cidr_param(t, "ElbSubnetAZ" .. az .. "CidrBlock", "ELB Subnet block for AZ" .. az,
@@ -262,7 +270,7 @@ function M.stack(info)
   local c = info.cluster
   local params = {
     Namespace = info.ns, EnvironmentName = info.name,
-    InstanceTenancy = c.instanceTenancy, SshAllow = c.sshAllow,
+    InstanceTenancy = c.instanceTenancy, SshAllow = c.sshAllow, -- nil: M.SSH_DEFAULT
     ElbInternal = tostring(info.lb.internal == true),
   }
   if info.az_count then params.AZCount = tostring(info.az_count) end
