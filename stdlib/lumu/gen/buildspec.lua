@@ -56,6 +56,9 @@ M.ENV = {
 
 -- The lumu command lines the buildspecs run (one place for the CLI's syntax).
 M.COMMANDS = {
+  -- the build stage checks the templates first: `lumu synth` runs lumu nag
+  -- and fails on any failure, before an image is pushed
+  check = { 'lumu synth -o "${TMPDIR:-/tmp}/lumu-synth"' },
   push = { 'lumu svc push' },
   deploy = {
     'lumu env up "$LUMU_ENV" --yes',
@@ -131,6 +134,7 @@ local CD = 'cd "$CODEBUILD_SRC_DIR/${LUMU_BASEDIR:-.}"'
 function M.image(opts)
   if opts ~= nil and type(opts) ~= "table" then argerr(1, "image", "table or nil expected") end
   local lines = { CD }
+  for _, c in ipairs(M.COMMANDS.check) do lines[#lines + 1] = c end
   for _, c in ipairs(M.COMMANDS.push) do lines[#lines + 1] = c end
   return M.render({
     env = ENV_BLOCK,
