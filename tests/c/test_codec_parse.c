@@ -18,52 +18,10 @@
 
 #include <cmocka.h>
 
-/* ---------------------------------------------- counting allocator */
+#include "failalloc.h"
 
-static long alloc_calls, alloc_fail_at = -1, alloc_live;
+/* counting allocator: tests/c/support/failalloc.h */
 
-static void *t_malloc(size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p)
-        alloc_live++;
-    return p;
-}
-
-static void *t_realloc(void *p, size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *q = realloc(p, n ? n : 1);
-    if (q && !p)
-        alloc_live++;
-    return q;
-}
-
-static void t_free(void *p)
-{
-    if (p)
-        alloc_live--;
-    free(p);
-}
-
-/* jansson's allocations fail too only when j_can_fail is set: jansson 2.14
- * asserts on some failures inside its JSON lexer, so never while it parses */
-static bool j_can_fail;
-
-static void *j_malloc(size_t n)
-{
-    if (j_can_fail && alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p)
-        alloc_live++;
-    return p;
-}
-
-static const aws_allocator counting = {t_malloc, t_realloc, t_free};
 
 static int setup(void **state)
 {

@@ -19,50 +19,10 @@
 
 #include <cmocka.h>
 
-/* ---------------------------------------------- counting allocator */
+#include "failalloc.h"
 
-static long alloc_calls, alloc_fail_at = -1, alloc_live;
+/* counting allocator: tests/c/support/failalloc.h */
 
-static void *t_malloc(size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p)
-        alloc_live++;
-    return p;
-}
-
-static void *t_realloc(void *p, size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *q = realloc(p, n ? n : 1);
-    if (q && !p)
-        alloc_live++;
-    return q;
-}
-
-static void t_free(void *p)
-{
-    if (p)
-        alloc_live--;
-    free(p);
-}
-
-/* jansson's allocations are counted, and failed like the others while
- * oom_run is armed (aws_serialize never makes jansson parse) */
-static void *j_malloc(size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p)
-        alloc_live++;
-    return p;
-}
-
-static const aws_allocator counting = {t_malloc, t_realloc, t_free};
 
 static int setup(void **state)
 {
@@ -684,6 +644,7 @@ static void oom_every_allocation(void **state)
 
 int main(void)
 {
+    j_can_fail = true; /* aws_serialize never makes jansson parse */
     json_set_alloc_funcs(j_malloc, t_free);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(sts_assume_role, setup, teardown),

@@ -19,50 +19,9 @@
 
 #include <cmocka.h>
 
-/* ---------------------------------------------- counting allocator
- * Used for aws_malloc & co. and (without failures) for jansson, so leaks of
- * either show up; fail_at >= 0 makes that aws_ allocation fail. */
+#include "failalloc.h"
 
-static long alloc_calls, alloc_fail_at = -1, alloc_live;
-
-static void *t_malloc(size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p)
-        alloc_live++;
-    return p;
-}
-
-static void *t_realloc(void *p, size_t n)
-{
-    if (alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at)
-        return NULL;
-    void *q = realloc(p, n ? n : 1);
-    if (q && !p)
-        alloc_live++;
-    return q;
-}
-
-static void t_free(void *p)
-{
-    if (p)
-        alloc_live--;
-    free(p);
-}
-
-static const aws_allocator counting = {t_malloc, t_realloc, t_free};
-
-/* jansson's: counted, never failed (jansson 2.14 asserts on some failures
- * inside its lexer, so they cannot be injected) */
-static void *j_malloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p)
-        alloc_live++;
-    return p;
-}
+/* counting allocator: tests/c/support/failalloc.h */
 
 static int setup(void **state)
 {
