@@ -22,6 +22,17 @@
 --   reason=, source="lumu_nag"|"cfn_nag"}.  Order: by resource, failures
 --   first.  A rule whose check raises or returns garbage makes scan raise
 --   "nag: rule ID (SOURCE) failed on NAME: ...".
+--   opts.reuse        (for lumu.synth) the second result of an internal
+--                     scan of this same template (lumu.gen.nag.annotate_pass):
+--                     the findings of its rules are taken over, not run again
+--
+-- nag.scanner([opts]) -> scan(template [, opts2]) -> results
+--   The same as nag.scan for many templates: opts (rules, only, skip and
+--   defaults for filename, positions, no_suppress) are resolved and the rule
+--   list compiled once; opts2 (filename, positions, no_suppress, reuse)
+--   apply to one template.  Raises as nag.scan (a team rule that does not
+--   load, an unknown id in only/skip) when called.  Do not change the rule
+--   list while the scanner is in use.
 --
 -- nag.rules() -> list | nil, err   built-in rules plus team rules found as
 --   lumu.nag.rules.* modules on package.path (files lumu/nag/rules/*.lua
@@ -69,12 +80,15 @@
 -- misspelt keys is itself failure F37 (which cannot be suppressed) and
 -- suppresses nothing.
 local engine = require "lumu.nag.engine"
-local load = require "lumu.nag.load"
-local format = require "lumu.nag.format"
 
 local M = {}
 
 M.util = require "lumu.nag.util"
+
+-- Reading files and formatting results load on first use: lumu synth needs
+-- neither unless nag finds something.
+local function loader() return require "lumu.nag.load" end
+local function formats() return require "lumu.nag.format" end
 
 function M.builtin_rules()
   local out = {}
@@ -85,9 +99,9 @@ end
 M.validate_rule = engine.validate_rule
 M.load_rules = engine.load
 M.combine = engine.combine
-M.load_file = load.file
-M.is_template = load.is_template
-M.find = load.find
+function M.load_file(path) return loader().file(path) end
+function M.is_template(v) return loader().is_template(v) end
+function M.find(dir) return loader().find(dir) end
 M.merge = engine.merge
 M.counts = engine.counts
 
@@ -135,6 +149,34 @@ function M.select(rules, opts)
   return out
 end
 
+-- opts -> engine scanner | raises (level: where the caller's caller is)
+local function scanner(opts, name, level)
+  local all = opts.rules
+  if all == nil then
+    local err
+    all, err = M.rules()
+    if not all then error("nag." .. name .. ": " .. err, level + 1) end
+  end
+  local rules = all
+  if opts.only ~= nil or opts.skip ~= nil then
+    local err
+    rules, err = M.select(all, opts)
+    if not rules then error("bad argument #" .. (name == "scan" and 2 or 1) .. " to '" .. name .. "' (" .. err .. ")",
+      level + 1) end
+  end
+  return engine.scanner(rules, all)
+end
+
+-- The per-template options of opts (argument #2 of a scan) | raises.
+local function scan_opts(opts)
+  if opts.reuse ~= nil and (type(opts.reuse) ~= "table" or type(opts.reuse.findings) ~= "table"
+      or type(opts.reuse.rules) ~= "table") then
+    error("bad argument #2 to 'scan' (reuse must be the pass of an earlier scan)", 3)
+  end
+  return { filename = opts.filename, positions = opts.positions, no_suppress = opts.no_suppress,
+    reuse = opts.reuse }
+end
+
 function M.scan(template, opts)
   if type(template) ~= "table" then
     error("bad argument #1 to 'scan' (table expected, got " .. type(template) .. ")", 2)
@@ -143,18 +185,30 @@ function M.scan(template, opts)
     error("bad argument #2 to 'scan' (table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts or {}
-  local all = opts.rules
-  if all == nil then
-    local err
-    all, err = M.rules()
-    if not all then error("nag.scan: " .. err, 2) end
+  local so = scan_opts(opts)
+  return (scanner(opts, "scan", 2)(template, so))
+end
+
+function M.scanner(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'scanner' (table expected, got " .. type(opts) .. ")", 2)
   end
-  local rules, err = M.select(all, opts)
-  if not rules then error("bad argument #2 to 'scan' (" .. err .. ")", 2) end
-  return engine.scan(template, {
-    filename = opts.filename, positions = opts.positions, rules = rules,
-    no_suppress = opts.no_suppress, all_rules = all,
-  })
+  opts = opts or {}
+  local defaults = { filename = opts.filename, positions = opts.positions, no_suppress = opts.no_suppress }
+  local scan = scanner(opts, "scanner", 2)
+  return function(template, o)
+    if type(template) ~= "table" then
+      error("bad argument #1 to 'scan' (table expected, got " .. type(template) .. ")", 2)
+    end
+    if o ~= nil and type(o) ~= "table" then
+      error("bad argument #2 to 'scan' (table expected, got " .. type(o) .. ")", 2)
+    end
+    local so = scan_opts(o or {})
+    for k, v in pairs(defaults) do
+      if so[k] == nil then so[k] = v end
+    end
+    return (scan(template, so))
+  end
 end
 
 local FORMATS = { text = true, json = true, sarif = true }
@@ -164,7 +218,7 @@ function M.format(results, fmt, opts)
   if not FORMATS[fmt] then
     error("bad argument #2 to 'format' (\"text\", \"json\" or \"sarif\" expected, got " .. tostring(fmt) .. ")", 2)
   end
-  return format[fmt](results, opts)
+  return formats()[fmt](results, opts)
 end
 
 function M.list(rules, fmt)
@@ -172,10 +226,10 @@ function M.list(rules, fmt)
   if fmt == "json" then
     local json = require "lumu.json"
     local out = json.array({})
-    for _, r in ipairs(rules) do out[#out + 1] = format.rule_json(r) end
+    for _, r in ipairs(rules) do out[#out + 1] = formats().rule_json(r) end
     return json.encode(out, { pretty = true })
   elseif fmt == "sarif" then
-    return format.sarif({ rules = rules, violations = {}, suppressed = {}, files = {}, templates = 0 })
+    return formats().sarif({ rules = rules, violations = {}, suppressed = {}, files = {}, templates = 0 })
   end
   local lines = {}
   for _, r in ipairs(rules) do

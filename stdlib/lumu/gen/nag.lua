@@ -22,6 +22,10 @@
 --   parameters' Defaults, as they will be deployed).
 --   added = list of {resource= (logical id, or "Metadata" for parameters),
 --   rule=, reason=} in scan order.
+-- gennag.annotate_pass(template [, opts]) -> added, pass   the same, plus
+--   what the scan found before the suppressions were added (opaque;
+--   lumu.synth hands it to lumu.nag.scan as opts.reuse so that these rules
+--   do not run twice on the template)
 -- gennag.justify(rule_id, violation, template) -> reason | nil   (one finding)
 -- gennag.effective(template, values) -> template   a shallow copy whose
 --   Parameters' Defaults are the given stack parameter values (what nag
@@ -44,6 +48,7 @@
 -- subnets (routed to an internet gateway); F34/F35 parameters named like
 -- secrets that are not (NOT_SECRET_PARAMETERS).
 local nag = require "lumu.nag"
+local engine = require "lumu.nag.engine"
 
 local M = {}
 
@@ -428,24 +433,25 @@ function M.effective(tpl, values)
   return out
 end
 
--- The built-in rules, and the ids of those something here can justify
--- (only they need to run).
-local builtin, justifiable
-local function scan_opts(opts)
-  if opts.rules then return { rules = opts.rules } end
-  if not builtin then
-    builtin = nag.builtin_rules()
-    justifiable = {}
-    for id in pairs(JUSTIFY) do justifiable[#justifiable + 1] = id end
-    table.sort(justifiable)
+-- A scanner with the rules something here can justify (only they need to
+-- run; any built-in id may be suppressed), compiled once.
+local builtin_scan
+local function scanner(opts)
+  if opts.rules then return engine.scanner(opts.rules) end
+  if not builtin_scan then
+    local ids = {}
+    for id in pairs(JUSTIFY) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local builtin = nag.builtin_rules()
+    builtin_scan = engine.scanner(assert(nag.select(builtin, { only = ids })), builtin)
   end
-  return { rules = builtin, only = justifiable }
+  return builtin_scan
 end
 
-function M.annotate(tpl, opts)
+function M.annotate_pass(tpl, opts)
   if type(tpl) ~= "table" then error("bad argument #1 to 'annotate' (template table expected)", 2) end
   opts = opts or {}
-  local results = nag.scan(M.effective(tpl, opts.parameters), scan_opts(opts))
+  local results, pass = scanner(opts)(M.effective(tpl, opts.parameters))
   -- (subject, rule) -> {reasons (unique, in order), all justified?}
   local groups, order = {}, {}
   for _, v in ipairs(results.violations) do
@@ -475,7 +481,12 @@ function M.annotate(tpl, opts)
       added[#added + 1] = { resource = g.subject, rule = g.rule, reason = reason }
     end
   end
-  return added
+  return added, pass
+end
+
+function M.annotate(tpl, opts)
+  if type(tpl) ~= "table" then error("bad argument #1 to 'annotate' (template table expected)", 2) end
+  return (M.annotate_pass(tpl, opts))
 end
 
 return M

@@ -31,15 +31,21 @@ M.SUPPRESSION_RULE = {
 
 local SEVERITIES = { failure = "F", warning = "W" }
 
-local function rule_number(id)
-  return tonumber(id:match("^%a+(%d+)$")) or math.huge
+local numbers = setmetatable({}, { __mode = "k" }) -- rule -> number (rule_lt sorts often)
+
+local function rule_number(r)
+  local n = numbers[r]
+  if n and n.id == r.id then return n.n end
+  n = { id = r.id, n = tonumber(r.id:match("^%a+(%d+)$")) or math.huge }
+  numbers[r] = n
+  return n.n
 end
 
 --- Sort order of rule ids: failures first, then by number, then by name.
 function M.rule_lt(a, b)
   local sa, sb = a.severity == "failure" and 0 or 1, b.severity == "failure" and 0 or 1
   if sa ~= sb then return sa < sb end
-  local na, nb = rule_number(a.id), rule_number(b.id)
+  local na, nb = rule_number(a), rule_number(b)
   if na ~= nb then return na < nb end
   return a.id < b.id
 end
@@ -281,8 +287,8 @@ local function read_suppressions(meta, base, known, problems)
   if type(meta) ~= "table" then return out end
   for _, section in ipairs(SECTIONS) do
     local s = meta[section]
-    local sp = base .. "." .. section
     if s ~= nil then
+      local sp = base .. "." .. section
       if type(s) ~= "table" or is_list(s) and next(s) ~= nil then
         problems[#problems + 1] = { path = sp, detail = "Metadata." .. section .. " must be a mapping with rules_to_suppress" }
       else
@@ -322,16 +328,16 @@ local function read_suppressions(meta, base, known, problems)
   return out
 end
 
-local function suppression_for(v, rule, lists)
+-- The suppression in list (from read_suppressions) that covers finding v
+-- of rule, or nil.
+local function suppression_for(v, rule, list)
   if rule.engine then return nil end
-  for _, list in ipairs(lists) do
-    for _, s in ipairs(list) do
-      if s.source == "lumu_nag" then
-        if s.id == v.rule then return s end
-      else
-        for _, a in ipairs(rule.aliases or {}) do
-          if a == s.id then return s end
-        end
+  for _, s in ipairs(list) do
+    if s.source == "lumu_nag" then
+      if s.id == v.rule then return s end
+    else
+      for _, a in ipairs(rule.aliases or {}) do
+        if a == s.id then return s end
       end
     end
   end
@@ -341,6 +347,10 @@ end
 -- ---------------------------------------------------------------------------
 -- Scan
 -- ---------------------------------------------------------------------------
+-- A scan runs in two steps: the rules' checks (run_rules, raw findings) and
+-- the verdict (finish: suppressions, F37, positions, order).  synth keeps the
+-- raw findings of the rules lumu.gen.nag.annotate runs and hands them back
+-- (opts.reuse), so no rule runs twice on a template.
 
 local function sorted_names(t)
   local names = {}
@@ -352,48 +362,84 @@ local function sorted_names(t)
   return names
 end
 
-local function index_rules(rules)
+-- rule type -> list of rules (engine rules and the rules in skip left out)
+local function index_rules(rules, skip)
   local by = {}
   for _, r in ipairs(rules) do
-    if not r.engine then
+    if not r.engine and not (skip and skip[r]) then
       for _, t in ipairs(r.types) do
-        by[t] = by[t] or {}
-        table.insert(by[t], r)
+        local list = by[t]
+        if not list then
+          list = {}
+          by[t] = list
+        end
+        list[#list + 1] = r
       end
     end
   end
   return by
 end
 
---- Scans one template table.  opts: filename, positions (yaml positions
--- table or a path map), rules (list), no_suppress.
--- -> {violations=, suppressed=, rules=, templates=1}
-function M.scan(template, opts)
-  opts = opts or {}
-  local rules = opts.rules or M.builtin()
-  local filename = opts.filename or "<template>"
-  local map
-  if type(opts.positions) == "table" then
-    if opts.positions[template] ~= nil then
-      map = M.position_map(template, opts.positions)
-    else
-      map = opts.positions
-    end
-  else
-    map = {}
-  end
-  local ctx = util.context(template, { filename = filename })
-  local by_type = index_rules(rules)
-  local by_id, known = {}, { ids = {}, list = {} }
-  for _, r in ipairs(rules) do by_id[r.id] = r end
-  -- every rule id is a valid suppression target, even when filtered out
-  for _, r in ipairs(opts.all_rules or rules) do
-    known.ids[r.id] = true
-    known.list[#known.list + 1] = r.id
-  end
-  local sup_rule = by_id[M.SUPPRESSION_RULE.id]
+-- Compiled rule lists, cached per list (weak keys) and rebuilt when the list
+-- no longer holds the same rules: synth scans hundreds of templates with one.
+local compiled = setmetatable({}, { __mode = "k" })
+local last -- the last one compiled: nag.rules() gives a new list of the same rules each time
 
-  local raw = {}
+-- Does compiled list c hold exactly the n rules of `rules`?
+local function holds(c, rules, n)
+  if not c or c.n ~= n then return false end
+  local snap = c.snapshot
+  for i = 1, n do
+    if snap[i] ~= rules[i] then return false end
+  end
+  return true
+end
+
+--- compile(rules) -> {by_type=, by_id=, ids= (id set), list= (ids), order=
+-- (id -> position in rule_lt order), without= (cache of indexes without
+-- other rules)}.  Rules are treated as immutable once scanned.
+function M.compile(rules)
+  local n = #rules
+  local c = compiled[rules]
+  if holds(c, rules, n) then return c end
+  if holds(last, rules, n) then
+    compiled[rules] = last
+    return last
+  end
+  c = { n = n, snapshot = table.move(rules, 1, n, 1, {}), by_type = index_rules(rules), by_id = {}, ids = {},
+    list = {}, order = {}, without = setmetatable({}, { __mode = "k" }) }
+  for i = 1, n do
+    local r = rules[i]
+    c.by_id[r.id] = r
+    c.ids[r.id] = true
+    c.list[i] = r.id
+  end
+  local sorted = {}
+  for _, r in pairs(c.by_id) do sorted[#sorted + 1] = r end
+  table.sort(sorted, M.rule_lt)
+  for i, r in ipairs(sorted) do c.order[r.id] = i end
+  compiled[rules] = c
+  last = c
+  return c
+end
+
+-- The subjects of a template in scan order: parameter names (sorted) and
+-- the ids of resources with a Type (sorted).
+local function subjects(template)
+  local resources = type(template.Resources) == "table" and template.Resources or {}
+  local ids = {}
+  for _, id in ipairs(sorted_names(resources)) do
+    local res = resources[id]
+    if type(res) == "table" and type(res.Type) == "string" then ids[#ids + 1] = id end
+  end
+  return { params = sorted_names(template.Parameters), resources = ids, by_id = resources }
+end
+
+-- Runs the checks of by_type (type -> rules) on every subject and appends
+-- their findings to raw: {rule=, severity=, message=, resource=, type=,
+-- path=, kind= "parameter"|"resource"}.  Raises when a check raises or
+-- returns garbage.
+local function run_rules(template, ctx, by_type, subj, raw)
   local function emit(rule, kind, name, typ, base, found)
     if found == nil then return end
     if type(found) ~= "table" then
@@ -405,89 +451,106 @@ function M.scan(template, opts)
         error(string.format("nag: rule %s (%s) returned a violation that is not a table for %s",
           rule.id, rule.source or "?", name), 0)
       end
-      local p = util.path_string(f.path or {}, base)
       local message = type(f.message) == "string" and f.message or rule.message
       if type(f.detail) == "string" and f.detail ~= "" then message = message .. ": " .. f.detail end
-      local pos = locate(map, p)
       raw[#raw + 1] = {
-        rule = rule.id, severity = rule.severity, message = message, file = filename,
-        resource = name, type = typ, path = p, kind = kind,
-        line = pos and pos.line or nil, column = pos and pos.col or nil,
+        rule = rule.id, severity = rule.severity, message = message, resource = name, type = typ,
+        path = util.path_string(f.path or {}, base), kind = kind,
       }
     end
   end
 
-  local function run(rule, subject, name, typ, kind, base)
-    local ok, found = pcall(rule.check, subject, name, template, ctx)
-    if not ok then
-      error(string.format("nag: rule %s (%s) failed on %s: %s", rule.id, rule.source or "?", name,
-        tostring(found)), 0)
+  local function run(list, subject, name, typ, kind, base)
+    for _, rule in ipairs(list) do
+      local ok, found = pcall(rule.check, subject, name, template, ctx)
+      if not ok then
+        error(string.format("nag: rule %s (%s) failed on %s: %s", rule.id, rule.source or "?", name,
+          tostring(found)), 0)
+      end
+      if found ~= nil then emit(rule, kind, name, typ, base, found) end
     end
-    emit(rule, kind, name, typ, base, found)
   end
 
-  -- suppressions: template-wide and per resource
+  local prules = by_type.Parameter
+  if prules then
+    for _, name in ipairs(subj.params) do
+      run(prules, template.Parameters[name], name, "Parameter", "parameter", "Parameters." .. name)
+    end
+  end
+  local star = by_type["*"]
+  for _, id in ipairs(subj.resources) do
+    local res = subj.by_id[id]
+    local list = by_type[res.Type]
+    if list or star then
+      local base = "Resources." .. id
+      if list then run(list, res, id, res.Type, "resource", base) end
+      if star then run(star, res, id, res.Type, "resource", base) end
+    end
+  end
+end
+
+-- The verdict on raw findings: F37 for malformed suppressions, suppressions
+-- applied (unless no_suppress), positions, order.  Builds new violation
+-- tables (raw ones may be shared).
+local function finish(template, raw, subj, c, known, opts)
+  local filename, map = opts.filename, opts.map
+  local sup_rule = c.by_id[M.SUPPRESSION_RULE.id]
+  local found = table.move(raw, 1, #raw, 1, {})
+  local function problem(kind, name, typ, pr)
+    found[#found + 1] = { rule = sup_rule.id, severity = sup_rule.severity,
+      message = sup_rule.message .. (pr.detail ~= "" and (": " .. pr.detail) or ""),
+      resource = name, type = typ, path = pr.path, kind = kind }
+  end
   local problems = {}
   local global = read_suppressions(template.Metadata, "Metadata", known, problems)
-  local per = {}
   if sup_rule then
-    for _, pr in ipairs(problems) do
-      emit(sup_rule, "template", "Metadata", "Template", "", { { path = pr.path, detail = pr.detail } })
-    end
+    for _, pr in ipairs(problems) do problem("template", "Metadata", "Template", pr) end
   end
-
-  for _, name in ipairs(sorted_names(template.Parameters)) do
-    local p = template.Parameters[name]
-    for _, rule in ipairs(by_type.Parameter or {}) do
-      run(rule, p, name, "Parameter", "parameter", "Parameters." .. name)
-    end
-  end
-
-  local resources = type(template.Resources) == "table" and template.Resources or {}
-  for _, id in ipairs(sorted_names(resources)) do
-    local res = resources[id]
-    if type(res) == "table" and type(res.Type) == "string" then
-      local base = "Resources." .. id
+  local per = {}
+  for _, id in ipairs(subj.resources) do
+    local res = subj.by_id[id]
+    if res.Metadata ~= nil then
       local rp = {}
-      per[id] = read_suppressions(res.Metadata, base .. ".Metadata", known, rp)
+      per[id] = read_suppressions(res.Metadata, "Resources." .. id .. ".Metadata", known, rp)
       if sup_rule then
-        for _, pr in ipairs(rp) do
-          emit(sup_rule, "resource", id, res.Type, "", { { path = pr.path, detail = pr.detail } })
-        end
-      end
-      for _, list in ipairs({ by_type[res.Type] or {}, by_type["*"] or {} }) do
-        for _, rule in ipairs(list) do run(rule, res, id, res.Type, "resource", base) end
+        for _, pr in ipairs(rp) do problem("resource", id, res.Type, pr) end
       end
     end
   end
 
-  local result = { violations = {}, suppressed = {}, rules = rules, templates = 1, files = { filename } }
-  -- order: by subject (template metadata, parameters, resources as
+  -- order: by subject (template metadata, parameters, resources, each as
   -- scanned), then rule (failures first), then discovery order
-  local group, first, key = {}, {}, {}
-  for i, v in ipairs(raw) do
-    local g = v.kind .. "\0" .. v.resource
-    if not first[g] then first[g] = i end
-    group[v] = first[g]
-    key[v] = i
-  end
-  for _, v in ipairs(raw) do
+  local prank, rrank = {}, {}
+  for i, name in ipairs(subj.params) do prank[name] = i end
+  local np = #subj.params
+  for i, id in ipairs(subj.resources) do rrank[id] = np + i end
+  local result = { violations = {}, suppressed = {}, rules = opts.rules, templates = 1, files = { filename } }
+  local group, rorder, key = {}, {}, {}
+  local by_id, order = c.by_id, c.order
+  local positions = map ~= nil and next(map) ~= nil
+  local none = {}
+  for i, f in ipairs(found) do
     local s
     if not opts.no_suppress then
-      local lists = v.kind == "resource" and { per[v.resource] or {}, global } or { global }
-      s = suppression_for(v, by_id[v.rule], lists)
+      local rule = by_id[f.rule]
+      if f.kind == "resource" then s = suppression_for(f, rule, per[f.resource] or none) end
+      if not s then s = suppression_for(f, rule, global) end
     end
-    v.kind = nil
-    if s then
-      v.suppressed = { reason = s.reason, source = s.source, id = s.id }
-      result.suppressed[#result.suppressed + 1] = v
-    else
-      result.violations[#result.violations + 1] = v
-    end
+    local pos = positions and locate(map, f.path) or nil
+    local v = {
+      rule = f.rule, severity = f.severity, message = f.message, file = filename, resource = f.resource,
+      type = f.type, path = f.path, line = pos and pos.line or nil, column = pos and pos.col or nil,
+      suppressed = s and { reason = s.reason, source = s.source, id = s.id } or nil,
+    }
+    group[v] = f.kind == "resource" and rrank[f.resource] or f.kind == "parameter" and prank[f.resource] or 0
+    rorder[v] = order[f.rule]
+    key[v] = i
+    local list = s and result.suppressed or result.violations
+    list[#list + 1] = v
   end
   local function lt(a, b)
     if group[a] ~= group[b] then return group[a] < group[b] end
-    if a.rule ~= b.rule then return M.rule_lt(by_id[a.rule], by_id[b.rule]) end
+    if rorder[a] ~= rorder[b] then return rorder[a] < rorder[b] end
     return key[a] < key[b]
   end
   table.sort(result.violations, lt)
@@ -495,16 +558,84 @@ function M.scan(template, opts)
   return result
 end
 
+-- One scan with compiled rule sets (c: the rules to run, known: the ids
+-- suppressions may name).
+local function scan_compiled(c, known, rules, template, opts)
+  local filename = opts.filename or "<template>"
+  local map
+  if type(opts.positions) == "table" then
+    if opts.positions[template] ~= nil then
+      map = M.position_map(template, opts.positions)
+    else
+      map = opts.positions
+    end
+  end
+  local subj = subjects(template)
+  local by_type, found = c.by_type, {}
+  local reuse = opts.reuse
+  if reuse then
+    local rc = reuse.compiled or M.compile(reuse.rules)
+    local idx = c.without[rc]
+    if not idx then
+      local skip = {}
+      for _, r in ipairs(reuse.rules) do
+        if c.by_id[r.id] == r then skip[r] = true end
+      end
+      idx = { by_type = index_rules(rules, skip), skip = skip }
+      c.without[rc] = idx
+    end
+    for _, f in ipairs(reuse.findings) do
+      local r = c.by_id[f.rule]
+      if r and idx.skip[r] then found[#found + 1] = f end
+    end
+    by_type = idx.by_type
+  end
+  local ctx = util.context(template, { filename = filename })
+  if reuse and reuse.ctx then util.share(ctx, reuse.ctx) end
+  run_rules(template, ctx, by_type, subj, found)
+  return finish(template, found, subj, c, known, { filename = filename, map = map, rules = rules,
+    no_suppress = opts.no_suppress }), { rules = rules, compiled = c, findings = found, ctx = ctx }
+end
+
+--- scanner(rules [, all_rules]) -> function(template [, opts]) -> results, pass
+-- Compiles the rule lists once for scanning many templates (the lists must
+-- not change while it is used); opts as for scan without rules/all_rules.
+function M.scanner(rules, all_rules)
+  local c = M.compile(rules)
+  local known = c
+  if all_rules and all_rules ~= rules then known = M.compile(all_rules) end
+  return function(template, opts)
+    return scan_compiled(c, known, rules, template, opts or {})
+  end
+end
+
+--- Scans one template table.  opts: filename, positions (yaml positions
+-- table or a path map), rules (list), all_rules (the ids suppressions may
+-- name; default rules), no_suppress, reuse = an earlier scan's second
+-- result (pass) for this very template (the same resources, parameter
+-- values and mappings; its Metadata may have changed): the findings of its
+-- rules are taken over (those rules do not run again) and its context's
+-- caches too.
+-- -> {violations=, suppressed=, rules=, templates=1},
+--    pass = {rules=, compiled=, findings= (raw, before suppressions), ctx=}
+function M.scan(template, opts)
+  opts = opts or {}
+  return M.scanner(opts.rules or M.builtin(), opts.all_rules)(template, opts)
+end
+
 --- Merges scan results of several templates.
 function M.merge(list)
   local out = { violations = {}, suppressed = {}, templates = 0, files = {} }
-  local rule_lists = {}
+  local rule_lists, seen = {}, {}
   for _, r in ipairs(list) do
     for _, v in ipairs(r.violations or {}) do out.violations[#out.violations + 1] = v end
     for _, v in ipairs(r.suppressed or {}) do out.suppressed[#out.suppressed + 1] = v end
     for _, f in ipairs(r.files or {}) do out.files[#out.files + 1] = f end
     out.templates = out.templates + (r.templates or 1)
-    if r.rules then rule_lists[#rule_lists + 1] = r.rules end
+    if r.rules and not seen[r.rules] then -- templates scanned with one list: combined once
+      seen[r.rules] = true
+      rule_lists[#rule_lists + 1] = r.rules
+    end
   end
   out.rules = M.combine(rule_lists) or (rule_lists[1] or {})
   return out

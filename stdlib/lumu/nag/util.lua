@@ -69,6 +69,10 @@
 --     Logs policies)
 -- ctx:allows(stmt) -> boolean   Effect is Allow (or not knowable)
 -- ctx:wildcard_principal(p) -> boolean   "*" or {AWS = "*"} (lists too)
+-- The results of ctx:strings, ctx:statements, ctx:policies, ctx:allows and
+-- ctx:resources_of are cached for the scan (a template does not change while
+-- it is scanned; rules run one after the other on the same values): they are
+-- shared, so read them, never modify them.
 local json = require "lumu.json"
 
 local M = {}
@@ -90,6 +94,7 @@ M.ABSENT = REGISTRY["lumu.nag.ABSENT"]
 
 local ABSENT = M.ABSENT
 local null = json.null
+local NONE = {} -- an empty list never written to
 
 function M.intrinsic(v)
   if type(v) ~= "table" then return nil end
@@ -154,8 +159,22 @@ local NOT_SECRET_LAST = {
   ROTATION = true, PREFIX = true, FIELD = true, POLICY = true, SIZE = true,
 }
 
+local secret_names, nsecret_names = {}, 0 -- name -> verdict (bounded cache)
+local secret_name
+
 function M.secret_name(name)
   if type(name) ~= "string" or name == "" then return false end
+  local hit = secret_names[name]
+  if hit == nil then
+    if nsecret_names >= 4096 then secret_names, nsecret_names = {}, 0 end
+    hit = secret_name(name)
+    secret_names[name] = hit
+    nsecret_names = nsecret_names + 1
+  end
+  return hit
+end
+
+secret_name = function(name)
   -- split camelCase and separators into upper-case words
   local s = name:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2"):upper()
   local words = {}
@@ -180,10 +199,18 @@ function M.dynamic_ref(s)
   return nil
 end
 
+local globs, nglobs = {}, 0 -- IAM pattern -> Lua pattern (bounded cache)
+
 function M.glob_match(pattern, s)
   if type(pattern) ~= "string" or type(s) ~= "string" then return false end
-  local p = pattern:lower():gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".")
-  return s:lower():find("^" .. p .. "$") ~= nil
+  local p = globs[pattern]
+  if not p then
+    if nglobs >= 4096 then globs, nglobs = {}, 0 end
+    p = "^" .. pattern:lower():gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".") .. "$"
+    globs[pattern] = p
+    nglobs = nglobs + 1
+  end
+  return s:lower():find(p) ~= nil
 end
 
 local function join_via(a, b)
@@ -214,7 +241,19 @@ function M.context(template, opts)
   self.mappings = tbl(template.Mappings)
   self._by_type = nil
   self._budget = M.MAX_STEPS
+  -- per-scan caches (the template does not change during a scan)
+  self._strings, self._statements, self._policies, self._allows = {}, {}, {}, {}
   return self
+end
+
+--- util.share(ctx, from): ctx takes over the caches of from, a context of the
+-- same template content (same resources, parameter values and mappings).
+-- Internal (lumu.nag.engine).
+function M.share(ctx, from)
+  for _, k in ipairs({ "_strings", "_statements", "_policies", "_allows", "_by_type" }) do
+    if from[k] ~= nil then ctx[k] = from[k] end
+  end
+  return ctx
 end
 
 local eval
@@ -489,7 +528,43 @@ function Context:surely(v, pred, keys)
   return true
 end
 
+local strings_of
+
 function Context:strings(v)
+  if v == nil then return strings_of(self, v) end
+  local cache = self._strings
+  if not cache then return strings_of(self, v) end
+  local out = cache[v]
+  if not out then
+    out = strings_of(self, v)
+    cache[v] = out
+  end
+  return out
+end
+
+-- a plain value (not nil, null, ABSENT or an intrinsic function): what
+-- ctx:values gives as its only candidate
+local function plain(v)
+  return v ~= nil and v ~= null and v ~= ABSENT and not intrinsic(v)
+end
+
+strings_of = function(self, v)
+  if type(v) == "table" and plain(v) then
+    -- a written list: strings as they are, other items evaluated
+    local out = { unknown = {} }
+    for _, item in ipairs(v) do
+      if type(item) == "string" then
+        out[#out + 1] = item
+      else
+        local iv = self:values(item)
+        for _, w in ipairs(iv.unknown) do unknown(out, w) end
+        for _, x in ipairs(iv) do
+          if type(x.v) == "string" then out[#out + 1] = x.v end
+        end
+      end
+    end
+    return out
+  end
   local out = { unknown = {} }
   local vals = self:values(v)
   out.unknown = vals.unknown
@@ -663,12 +738,12 @@ end
 local function list_items(self, v)
   -- a list whose items may be Fn::If / NoValue: -> {{v=, index=}}
   local out = {}
-  local vals = self:values(v)
+  local vals = plain(v) and { { v = v } } or self:values(v)
   for _, e in ipairs(vals) do
     if type(e.v) == "table" and not intrinsic(e.v) and (#e.v > 0 or next(e.v) == nil)
         and getmetatable(e.v) ~= json.object_mt then
       for i, item in ipairs(e.v) do
-        local vals = self:values(item)
+        local vals = plain(item) and { { v = item }, unknown = NONE } or self:values(item)
         for _, x in ipairs(vals) do
           if x.v ~= ABSENT then out[#out + 1] = { v = x.v, index = i } end
         end
@@ -687,7 +762,20 @@ end
 M.list_items = list_items
 Context.items = list_items
 
+local statements_of
+
 function Context:statements(doc)
+  local cache = self._statements
+  if doc == nil or not cache then return statements_of(self, doc) end
+  local out = cache[doc]
+  if not out then
+    out = statements_of(self, doc)
+    cache[doc] = out
+  end
+  return out
+end
+
+statements_of = function(self, doc)
   if type(doc) == "string" then
     local ok, d = pcall(json.decode, doc)
     doc = ok and d or nil
@@ -739,7 +827,20 @@ M.RESOURCE_POLICY_TYPES = {}
 for t in pairs(RESOURCE_DOCS) do M.RESOURCE_POLICY_TYPES[#M.RESOURCE_POLICY_TYPES + 1] = t end
 table.sort(M.RESOURCE_POLICY_TYPES)
 
+local policies_of
+
 function Context:policies(resource)
+  local cache = self._policies
+  if type(resource) ~= "table" or not cache then return policies_of(self, resource) end
+  local out = cache[resource]
+  if not out then
+    out = policies_of(self, resource)
+    cache[resource] = out
+  end
+  return out
+end
+
+policies_of = function(self, resource)
   local out = {}
   if type(resource) ~= "table" then return out end
   local props = type(resource.Properties) == "table" and resource.Properties or {}
@@ -765,13 +866,24 @@ function Context:policies(resource)
   return out
 end
 
-function Context:allows(stmt)
+local function allows(self, stmt)
   local vals = self:values(stmt.Effect)
   if #vals.unknown > 0 then return true end
   for _, e in ipairs(vals) do
     if e.v == "Allow" then return true end
   end
   return false
+end
+
+function Context:allows(stmt)
+  local cache = self._allows
+  if not cache then return allows(self, stmt) end
+  local a = cache[stmt]
+  if a == nil then
+    a = allows(self, stmt)
+    cache[stmt] = a
+  end
+  return a
 end
 
 function Context:wildcard_principal(p)

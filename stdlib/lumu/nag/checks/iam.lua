@@ -19,36 +19,70 @@ local RESOURCE = util.RESOURCE_POLICY_TYPES
 local ALL_POLICY = concat(IDENTITY, RESOURCE)
 
 local function is_star(a) return a == "*" or a == "*:*" end
-local function service_star(a) return type(a) == "string" and a:find("^[%w%-]+:%*$") ~= nil end
+local function service_star(a)
+  return type(a) == "string" and a:byte(-1) == 42 and a:find("^[%w%-]+:%*$") ~= nil -- 42: "*"
+end
 
--- Runs fn(stmt, stmt_path, doc_kind) over the statements of the policies of
--- r whose kind is in `kinds`; fn returns a violation or nil.
+-- Runs fn(ctx, stmt, doc_kind) over the statements of the policies of r
+-- whose kind is in `kinds`; fn returns the key of the statement at fault
+-- ("Action", "Principal", ...) and a detail, or nil.  -> violations
 local function each_statement(ctx, r, kinds, fn)
   local found = {}
   for _, pol in ipairs(ctx:policies(r)) do
     if kinds[pol.kind] then
       for _, st in ipairs(ctx:statements(pol.doc)) do
-        local v = fn(st.stmt, path(pol.path, table.unpack(st.path)), pol.kind)
-        if v then found[#found + 1] = v end
+        local key, detail = fn(ctx, st.stmt, pol.kind)
+        if key then
+          local p = path(pol.path, table.unpack(st.path))
+          p[#p + 1] = key
+          found[#found + 1] = { path = p, detail = detail }
+        end
       end
     end
   end
   return found
 end
 
+local IDENTITY_DOC = { identity = true }
+local RESOURCE_DOC = { resource = true }
+local TRUST_DOC = { trust = true }
+local RESOURCE_OR_TRUST = { resource = true, trust = true }
+local RESOURCE_OR_IDENTITY = { resource = true, identity = true }
+local ANY_DOC = { resource = true, trust = true, identity = true }
+
 local function action_check(kinds, pred, what)
+  local function fn(ctx, stmt)
+    if not ctx:allows(stmt) then return nil end
+    for _, a in ipairs(ctx:strings(stmt.Action)) do
+      if pred(a) then return "Action", what .. " '" .. a .. "'" end
+    end
+  end
   return function(r, _, _, ctx)
-    return each_statement(ctx, r, kinds, function(stmt, p)
-      if not ctx:allows(stmt) then return nil end
-      for _, a in ipairs(ctx:strings(stmt.Action)) do
-        if pred(a) then return { path = path(p, "Action"), detail = what .. " '" .. a .. "'" } end
-      end
-    end)
+    return each_statement(ctx, r, kinds, fn)
+  end
+end
+
+-- A check reporting `key` of each Allow statement (in documents of `kinds`)
+-- for which fn(ctx, stmt) is true.
+local function statement_check(kinds, key, fn)
+  local function test(ctx, stmt)
+    if ctx:allows(stmt) and fn(ctx, stmt) then return key end
+  end
+  return function(r, _, _, ctx)
+    return each_statement(ctx, r, kinds, test)
   end
 end
 
 local function has_condition(stmt)
   return type(stmt.Condition) == "table" and next(stmt.Condition) ~= nil
+end
+
+-- Some value of a Resource is "*".
+local function any_star(ctx, v)
+  for _, res in ipairs(ctx:strings(v)) do
+    if res == "*" then return true end
+  end
+  return false
 end
 
 local rules = {
@@ -58,7 +92,7 @@ local rules = {
     reason = "Action '*' grants full administrator rights over the resources it names; list the "
       .. "actions the workload needs.",
     types = IDENTITY, aliases = { "F3" },
-    check = action_check({ identity = true }, is_star, "Allow with Action"),
+    check = action_check(IDENTITY_DOC, is_star, "Allow with Action"),
   },
   {
     id = "F5", severity = "failure",
@@ -66,7 +100,7 @@ local rules = {
     reason = "A bucket, queue, topic or key policy allowing '*' lets the named principals do anything "
       .. "to the resource, including deleting it or changing its policy.",
     types = RESOURCE, aliases = { "F15" },
-    check = action_check({ resource = true }, is_star, "Allow with Action"),
+    check = action_check(RESOURCE_DOC, is_star, "Allow with Action"),
   },
   {
     id = "F6", severity = "failure",
@@ -74,7 +108,7 @@ local rules = {
     reason = "A trust policy should allow sts:AssumeRole (or the web-identity/SAML variant) only; "
       .. "wildcards also allow tagging sessions and setting source identity.",
     types = { ROLE }, aliases = { "F2" },
-    check = action_check({ trust = true }, function(a) return is_star(a) or a:lower() == "sts:*" end,
+    check = action_check(TRUST_DOC, function(a) return is_star(a) or a:lower() == "sts:*" end,
       "Allow with Action"),
   },
   {
@@ -83,13 +117,9 @@ local rules = {
     reason = "Principal '*' on an Allow makes the resource (or role) usable by every AWS account and, "
       .. "for S3/SNS/SQS, by anonymous callers.",
     types = concat(RESOURCE, { ROLE }), aliases = { "F16" },
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { resource = true, trust = true }, function(stmt, p)
-        if ctx:allows(stmt) and not has_condition(stmt) and ctx:wildcard_principal(stmt.Principal) then
-          return { path = path(p, "Principal") }
-        end
-      end)
-    end,
+    check = statement_check(RESOURCE_OR_TRUST, "Principal", function(ctx, stmt)
+      return not has_condition(stmt) and ctx:wildcard_principal(stmt.Principal)
+    end),
   },
   {
     id = "F8", severity = "failure",
@@ -97,11 +127,7 @@ local rules = {
     reason = "Allow + NotPrincipal grants access to every principal except the listed ones, "
       .. "including anonymous users; name the allowed principals instead.",
     types = concat(RESOURCE, { ROLE }), aliases = { "F6" },
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { resource = true, trust = true, identity = true }, function(stmt, p)
-        if ctx:allows(stmt) and stmt.NotPrincipal ~= nil then return { path = path(p, "NotPrincipal") } end
-      end)
-    end,
+    check = statement_check(ANY_DOC, "NotPrincipal", function(_, stmt) return stmt.NotPrincipal ~= nil end),
   },
   {
     id = "F9", severity = "failure",
@@ -140,19 +166,17 @@ local rules = {
     reason = "iam:PassRole on '*' lets the holder hand any role - including administrator roles - "
       .. "to a service it controls, which is a privilege escalation path.",
     types = IDENTITY,
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { identity = true }, function(stmt, p)
-        if not ctx:allows(stmt) then return nil end
-        local passes = false
-        for _, a in ipairs(ctx:strings(stmt.Action)) do
-          if not is_star(a) and util.glob_match(a, "iam:PassRole") then passes = true end
+    check = statement_check(IDENTITY_DOC, "Resource", function(ctx, stmt)
+      local passes = false
+      for _, a in ipairs(ctx:strings(stmt.Action)) do
+        -- only a pattern starting with i, I, * or ? can match (byte values)
+        local c = a:byte(1)
+        if (c == 105 or c == 73 or c == 42 or c == 63) and not is_star(a) and util.glob_match(a, "iam:PassRole") then
+          passes = true
         end
-        if not passes then return nil end
-        for _, res in ipairs(ctx:strings(stmt.Resource)) do
-          if res == "*" then return { path = path(p, "Resource") } end
-        end
-      end)
-    end,
+      end
+      return passes and any_star(ctx, stmt.Resource)
+    end),
   },
   {
     id = "F12", severity = "failure",
@@ -177,14 +201,7 @@ local rules = {
     reason = "Resource '*' applies the allowed actions to every resource of the account; scope "
       .. "statements to ARNs (some List/Describe actions genuinely need '*').",
     types = IDENTITY, aliases = { "W11", "W12", "W13" },
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { identity = true }, function(stmt, p)
-        if not ctx:allows(stmt) then return nil end
-        for _, res in ipairs(ctx:strings(stmt.Resource)) do
-          if res == "*" then return { path = path(p, "Resource") } end
-        end
-      end)
-    end,
+    check = statement_check(IDENTITY_DOC, "Resource", function(ctx, stmt) return any_star(ctx, stmt.Resource) end),
   },
   {
     id = "W6", severity = "warning",
@@ -192,11 +209,7 @@ local rules = {
     reason = "Allow + NotAction grants every action except the listed ones, including actions AWS "
       .. "adds later; list the allowed actions instead.",
     types = ALL_POLICY, aliases = { "W14", "W15", "W16", "W17", "W18", "W19", "W20" },
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { resource = true, trust = true, identity = true }, function(stmt, p)
-        if ctx:allows(stmt) and stmt.NotAction ~= nil then return { path = path(p, "NotAction") } end
-      end)
-    end,
+    check = statement_check(ANY_DOC, "NotAction", function(_, stmt) return stmt.NotAction ~= nil end),
   },
   {
     id = "W7", severity = "warning",
@@ -204,11 +217,7 @@ local rules = {
     reason = "Allow + NotResource applies to every resource except the listed ones, including "
       .. "resources created later.",
     types = ALL_POLICY, aliases = { "W21", "W22", "W23" },
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { resource = true, identity = true }, function(stmt, p)
-        if ctx:allows(stmt) and stmt.NotResource ~= nil then return { path = path(p, "NotResource") } end
-      end)
-    end,
+    check = statement_check(RESOURCE_OR_IDENTITY, "NotResource", function(_, stmt) return stmt.NotResource ~= nil end),
   },
   {
     id = "W8", severity = "warning",
@@ -216,7 +225,7 @@ local rules = {
     reason = "Service-wide wildcards such as 's3:*' include destructive and policy-changing "
       .. "actions; list the actions the workload uses.",
     types = IDENTITY,
-    check = action_check({ identity = true }, service_star, "Allow with Action"),
+    check = action_check(IDENTITY_DOC, service_star, "Allow with Action"),
   },
   {
     id = "W9", severity = "warning",
@@ -224,13 +233,9 @@ local rules = {
     reason = "Principal '*' with a Condition is only as safe as the condition; check that it pins "
       .. "the caller (aws:SourceArn, aws:SourceAccount, aws:PrincipalOrgID, aws:SourceVpce).",
     types = concat(RESOURCE, { ROLE }),
-    check = function(r, _, _, ctx)
-      return each_statement(ctx, r, { resource = true, trust = true }, function(stmt, p)
-        if ctx:allows(stmt) and has_condition(stmt) and ctx:wildcard_principal(stmt.Principal) then
-          return { path = path(p, "Principal") }
-        end
-      end)
-    end,
+    check = statement_check(RESOURCE_OR_TRUST, "Principal", function(ctx, stmt)
+      return has_condition(stmt) and ctx:wildcard_principal(stmt.Principal)
+    end),
   },
 }
 

@@ -3,12 +3,15 @@
 -- name, template, ctx).
 local util = require "lumu.nag.util"
 
+local null = require("lumu.json").null
+
 local function aws_typed(p)
   return type(p.Type) == "string" and p.Type:find("^AWS::") ~= nil
 end
 
 local function has_default(p)
-  return p.Default ~= nil and p.Default ~= require("lumu.json").null and p.Default ~= ""
+  local d = p.Default
+  return d ~= nil and d ~= null and d ~= ""
 end
 
 return {
@@ -20,7 +23,7 @@ return {
       .. "better, pass a Secrets Manager reference).",
     types = { "Parameter" },
     check = function(p, name)
-      if type(p) ~= "table" or aws_typed(p) or not util.secret_name(name) then return nil end
+      if type(p) ~= "table" or not util.secret_name(name) or aws_typed(p) then return nil end
       if util.truthy(p.NoEcho) then return nil end
       return { { path = { "NoEcho" }, detail = "parameter " .. name } }
     end,
@@ -32,7 +35,7 @@ return {
       .. "itself, in version control and in every copy of the template.",
     types = { "Parameter" },
     check = function(p, name)
-      if type(p) ~= "table" or aws_typed(p) or not has_default(p) then return nil end
+      if type(p) ~= "table" or not has_default(p) or aws_typed(p) then return nil end
       if util.truthy(p.NoEcho) or util.secret_name(name) then
         return { { path = { "Default" }, detail = "parameter " .. name } }
       end
