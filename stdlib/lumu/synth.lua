@@ -31,7 +31,8 @@
 --                   to its own resources (lumu.gen.nag.annotate, applied
 --                   to the final templates, after overrides and extensions)
 --     generators    {environment=, services=, database=, dynamodb=,
---                   pipeline=, catalog=, compliance=, extensions = mod | false} (tests;
+--                   pipeline=, catalog=, compliance=, org=, vending=, devenv=,
+--                   extensions = mod | false} (tests;
 --                   extensions = false: as if this lumu had no
 --                   lumu.extensions)
 --   stacks: list of descriptors (lumu.gen.common) in deployment order: the
@@ -43,7 +44,10 @@
 --     tables); databases (lumu.gen.database); services and schedules
 --     (lumu.gen.services, which wires each service to its database and
 --     tables); pipeline IAM + pipeline stacks, or catalog-provision entries
---     (lumu.gen.pipeline); the catalog (lumu.gen.catalog) -- then
+--     (lumu.gen.pipeline); the catalog (lumu.gen.catalog); the organization
+--     stacks first, account vending with the catalog and dev environments
+--     (lumu.gen.org.plan; every descriptor then gets its account:
+--     lumu.gen.org.place) -- then
 --     topologically sorted on `depends` (stable).  Databases and tables are
 --     not generated on EKS environments (their services are not yet).
 --     Before mu's overrides (lumu.gen.override) come the extensions
@@ -92,7 +96,10 @@
 --   lumu.gen.nag.effective) and asset ("assets/<key>"), merged
 --   (lumu.nag.merge).  opts.rules: the rule list (default nag.rules(), the
 --   built-in and team rules; nil, err when a team rule does not load);
---   opts.no_suppress.
+--   opts.no_suppress.  The rules plan's suppression step already ran on a
+--   template (lumu.gen.nag.annotate_pass) are not run again: their findings are
+--   reused while the descriptor keeps the template table, body and
+--   parameter values plan gave it (edit a template: encode its body again).
 -- synth.format_diag(d) -> "where: key: message" (one line)
 -- synth.parameters_json(desc) -> text   [{"ParameterKey":..,"ParameterValue":..}]
 --   sorted by key, as `aws cloudformation create-stack --parameters file://`
@@ -106,6 +113,8 @@ local gennag = require "lumu.gen.nag"
 local M = {}
 
 M.NEEDS_S3 = 51200
+
+local remember -- (d, pass): see M.nag
 
 local function diag(list, severity, where, key, message)
   list[#list + 1] = { severity = severity, where = where, key = key, message = message }
@@ -254,9 +263,12 @@ local function resolve(d, v)
 end
 
 local function imports(v, depth, fn)
-  if type(v) ~= "table" or depth > 100 then return end
-  if v["Fn::ImportValue"] ~= nil then fn(v["Fn::ImportValue"]) end
-  for _, x in pairs(v) do imports(x, depth + 1, fn) end
+  if depth > 100 then return end
+  local iv = v["Fn::ImportValue"]
+  if iv ~= nil then fn(iv) end
+  for _, x in pairs(v) do
+    if type(x) == "table" then imports(x, depth + 1, fn) end
+  end
 end
 
 function M.cross_check(stacks)
@@ -272,7 +284,7 @@ function M.cross_check(stacks)
   local found = {}
   for i, d in ipairs(stacks) do
     local seen = {}
-    imports(d.template.Resources, 0, function(x)
+    imports(type(d.template.Resources) == "table" and d.template.Resources or {}, 0, function(x)
       local name = resolve(d, x)
       if not name or seen[name] then return end
       seen[name] = true
@@ -496,6 +508,11 @@ end
 local function locate(model, key)
   if key and key:match("^catalog") and model.catalog then return model.catalog._where end
   if key and key:match("^compliance") and model.compliance then return model.compliance._where end
+  if key and key:match("^organization") and model.organization then return model.organization._where end
+  if key and key:match("^devenvs%[(%d+)%]") then
+    local d = (model.devenvs or {})[tonumber(key:match("^devenvs%[(%d+)%]"))]
+    if d then return d._where end
+  end
   for _, svc in ipairs(model.services or {}) do
     local p = svc._path or "service"
     if key and key:sub(1, #p + 1) == p .. "." then
@@ -621,6 +638,14 @@ function M.plan(model, opts)
       generator_error(report, model, cerr)
     end
   end
+  -- accounts and guardrails (lumu.gen.org.plan): the organization first, account
+  -- vending with the catalog, dev environments after their environment
+  local orggen = gens.org or require("lumu.gen.org")
+  local extra, oerrs = orggen.plan(model, { namespace = ns, environments = names, git = opts.git, generators = gens })
+  for i, d in ipairs(extra.first) do table.insert(groups[1], i, d) end
+  for _, d in ipairs(extra.catalog) do table.insert(groups[CATALOG], d) end
+  for _, d in ipairs(extra.other) do table.insert(groups[OTHER], d) end
+  for _, e in ipairs(oerrs) do generator_error(report, model, e) end
   local stacks = {}
   for _, g in ipairs(groups) do
     for _, d in ipairs(g) do stacks[#stacks + 1] = d end
@@ -634,6 +659,7 @@ function M.plan(model, opts)
     end
   end
   later(report, model)
+  orggen.place(model, stacks, names) -- each stack's account (descriptor.account/profile/role)
   stacks = order(stacks)
 
   -- mu's order (mu.md §5.11): URL extensions first, then `templates`,
@@ -684,8 +710,12 @@ function M.plan(model, opts)
     local list = {}
     local notes = {}
     if d.template then
-      if opts.suppressions ~= false then gennag.annotate(d.template, { parameters = d.parameters }) end
+      local pass
+      if opts.suppressions ~= false then
+        pass = select(2, gennag.annotate_pass(d.template, { parameters = d.parameters }))
+      end
       d.body = encode(d.template, format)
+      if pass then remember(d, pass) end
       d.format = format
       d.size = #d.body
       d.needs_s3 = d.size > M.NEEDS_S3
@@ -718,6 +748,40 @@ function M.plan(model, opts)
   return stacks, report
 end
 
+-- What the annotate step found (the raw findings of the rules it ran), kept
+-- per descriptor so that synth.nag does not run those rules again.  Valid
+-- while the descriptor has the same template, body and parameter values.
+local passes = setmetatable({}, { __mode = "k" })
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t or {}) do out[k] = v end
+  return out
+end
+
+remember = function(d, pass)
+  passes[d] = { template = d.template, body = d.body, parameters = copy(d.parameters), pass = pass }
+end
+
+local function same_values(a, b)
+  b = b or {}
+  for k, v in pairs(a) do
+    if b[k] ~= v then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+local function recalled(d)
+  local p = passes[d]
+  if p and p.template == d.template and p.body == d.body and same_values(p.parameters, d.parameters) then
+    return p.pass
+  end
+  return nil
+end
+
 function M.nag(stacks, opts)
   if type(stacks) ~= "table" then error("bad argument #1 to 'nag' (list of stacks expected)", 2) end
   opts = opts or {}
@@ -727,16 +791,15 @@ function M.nag(stacks, opts)
     rules, err = nag.rules()
     if not rules then return nil, err end
   end
+  local scan = nag.scanner({ rules = rules, no_suppress = opts.no_suppress })
   local all = {}
   for _, d in ipairs(stacks) do
     if d.template then
-      all[#all + 1] = nag.scan(gennag.effective(d.template, d.parameters), { rules = rules,
-        no_suppress = opts.no_suppress, filename = d.name .. ".template." .. (d.format or "json") })
+      all[#all + 1] = scan(gennag.effective(d.template, d.parameters), {
+        filename = d.name .. ".template." .. (d.format or "json"), reuse = recalled(d) })
     end
     for _, a in ipairs(d.assets or {}) do
-      local tpl = json.decode(a.body)
-      all[#all + 1] = nag.scan(tpl, { rules = rules, no_suppress = opts.no_suppress,
-        filename = "assets/" .. tostring(a.key) })
+      all[#all + 1] = scan(json.decode(a.body), { filename = "assets/" .. tostring(a.key) })
     end
   end
   return nag.merge(all)

@@ -807,6 +807,184 @@ local function finish_compliance(ctx, c, envs)
   end
 end
 
+-- organization (lumu): unit parents, account units and emails, policy and
+-- guardrail targets, the root id when something hangs at the root, the log
+-- archive account and vending.
+local function finish_organization(ctx, o)
+  local path = o._path
+  local units, unames = {}, {}
+  for i, u in ipairs(o.units) do
+    if u.name then
+      local k = u.name:lower()
+      if units[k] then
+        ctx:error(kw(u, "name"), path .. ".units[" .. i .. "].name", string.format(
+          "duplicate organizational unit '%s' (also at %s)", u.name, units[k]._keys.name or units[k]._where))
+      else
+        units[k] = u
+        unames[#unames + 1] = u.name
+      end
+    end
+  end
+  local at_root = false
+  local function unit_ref(name, where, p, what)
+    if name == nil then at_root = true; return end
+    if name == "Root" then at_root = true; return end
+    if not units[name:lower()] then
+      ctx:error(where, p, string.format("%s '%s' is not an organizational unit (units: %s)%s", what, name,
+        #unames > 0 and table.concat(unames, ", ") or "none", did_you_mean(name, unames)))
+    end
+  end
+  for i, u in ipairs(o.units) do
+    unit_ref(u.parent, kw(u, "parent"), path .. ".units[" .. i .. "].parent", "parent")
+    -- a cycle of parents
+    local seen, cur, steps = {}, u, 0
+    while cur and cur.parent and steps <= #o.units do
+      if seen[cur] then
+        ctx:error(kw(u, "parent"), path .. ".units[" .. i .. "].parent", "organizational units form a cycle of parents")
+        break
+      end
+      seen[cur] = true
+      cur = units[cur.parent:lower()]
+      steps = steps + 1
+    end
+  end
+  local accounts, anames = {}, {}
+  local emails = {}
+  for i, a in ipairs(o.accounts) do
+    local ap = path .. ".accounts[" .. i .. "]"
+    if a.name then
+      local k = a.name:lower()
+      if accounts[k] then
+        ctx:error(kw(a, "name"), ap .. ".name", "duplicate account name '" .. a.name .. "'")
+      else
+        accounts[k] = a
+        anames[#anames + 1] = a.name
+      end
+    end
+    if not a.id then
+      if not a.email then
+        ctx:error(a._where, ap, "a new account needs email (or give id: an existing account)")
+      end
+      unit_ref(a.unit, kw(a, "unit"), ap .. ".unit", "unit")
+    elseif a.unit then
+      unit_ref(a.unit, kw(a, "unit"), ap .. ".unit", "unit")
+      ctx:warn(kw(a, "unit"), ap .. ".unit", "ignored: existing accounts (id) are not moved")
+    end
+    if a.email then
+      local k = a.email:lower()
+      if emails[k] then ctx:error(kw(a, "email"), ap .. ".email", "email '" .. a.email .. "' is used by two accounts") end
+      emails[k] = true
+    end
+  end
+  local function target_ref(name, where, p)
+    if name == "Root" then at_root = true; return end
+    if name:match("^" .. string.rep("%d", 12) .. "$") then return end
+    if units[name:lower()] or accounts[name:lower()] then return end
+    local all = { "Root" }
+    for _, n in ipairs(unames) do all[#all + 1] = n end
+    for _, n in ipairs(anames) do all[#all + 1] = n end
+    ctx:error(where, p, string.format("target '%s' is not Root, a unit, an account or an account id%s", name,
+      did_you_mean(name, all)))
+  end
+  local g = o.guardrails
+  if g._keys.targets == nil then g.targets = { "Root" } end
+  for i, t in ipairs(g.targets) do target_ref(t, kw(g, "targets"), path .. ".guardrails.targets[" .. i .. "]") end
+  local pnames = {}
+  for i, pol in ipairs(o.policies) do
+    local pp = path .. ".policies[" .. i .. "]"
+    if pol.name then
+      if pnames[pol.name:lower()] then ctx:error(kw(pol, "name"), pp .. ".name", "duplicate policy name '" .. pol.name .. "'") end
+      pnames[pol.name:lower()] = true
+    end
+    local st = pol.statements
+    if st == nil then
+      ctx:error(pol._where, pp, "a service control policy needs statements (a list of IAM policy statements)")
+    elseif type(st) ~= "table" or ctx:shape(st) ~= "list" then
+      ctx:error(kw(pol, "statements"), pp .. ".statements", "expected a list of IAM policy statements, got "
+        .. ctx:describe(st))
+    else
+      for j, x in ipairs(st) do
+        if type(x) ~= "table" or ctx:shape(x) == "list" or (x.Effect ~= "Allow" and x.Effect ~= "Deny") then
+          ctx:error(kw(pol, "statements"), pp .. ".statements[" .. j .. "]",
+            "expected a statement mapping with Effect Allow or Deny")
+        end
+      end
+    end
+    if #pol.targets == 0 then
+      ctx:warn(pol._where, pp .. ".targets", "the policy is attached nowhere (no targets)")
+    end
+    for j, t in ipairs(pol.targets) do target_ref(t, kw(pol, "targets"), pp .. ".targets[" .. j .. "]") end
+  end
+  if at_root and not o.rootId then
+    ctx:error(o._where, path .. ".rootId", "needed: units, accounts or policies hang at the organization's root "
+      .. "(aws organizations list-roots gives it, like r-ab12)")
+  end
+  if o.logArchive and not accounts[o.logArchive:lower()] then
+    ctx:error(kw(o, "logArchive"), path .. ".logArchive", "'" .. o.logArchive .. "' is not in organization.accounts"
+      .. did_you_mean(o.logArchive, anames))
+  end
+  local v = o.vending
+  if v then
+    if v.unit then unit_ref(v.unit, kw(v, "unit"), path .. ".vending.unit", "unit") end
+    local la = o.logArchive and accounts[o.logArchive:lower()]
+    if not v.trailBucket and not (la and la.id) then
+      ctx:error(v._where, path .. ".vending.trailBucket", "needed: the vended accounts' CloudTrail goes to the "
+        .. "log archive bucket; give trailBucket, or logArchive naming an account with an id")
+    end
+  end
+end
+
+-- environments living in other accounts (lumu): role and account agree.
+local function finish_accounts(ctx, envs, top)
+  for _, env in ipairs(envs) do
+    local p = env._path
+    if env.role and not env.account then
+      ctx:error(kw(env, "role"), p .. ".role", "role needs account (the account the environment lives in)")
+    elseif env.role and env.account and env.role:match("^arn:[^:]+:iam::(%d+):") ~= env.account then
+      ctx:error(kw(env, "role"), p .. ".role", string.format("the role is in account %s, not in the environment's "
+        .. "account %s", env.role:match("^arn:[^:]+:iam::(%d+):"), env.account))
+    end
+    if env.profile and not env.account then
+      ctx:warn(kw(env, "profile"), p .. ".profile", "ignored without account")
+    end
+  end
+  local t = top.tools
+  if t and t.role and t.account and t.role:match("^arn:[^:]+:iam::(%d+):") ~= t.account then
+    ctx:error(kw(t, "role"), "tools.role", "the role is not in the tools account " .. t.account)
+  end
+  local o = top.organization
+  if o and o.role and o.account and o.role:match("^arn:[^:]+:iam::(%d+):") ~= o.account then
+    ctx:error(kw(o, "role"), "organization.role", "the role is not in the management account " .. o.account)
+  end
+end
+
+-- devenv (lumu): the environment exists, member names are unique.
+local function finish_devenvs(ctx, list, envs)
+  local seen_env = {}
+  for _, d in ipairs(list) do
+    local p = d._path
+    check_env_ref(ctx, envs, d.environment, kw(d, "environment"), p .. ".environment")
+    if d.environment then
+      local k = d.environment:lower()
+      if seen_env[k] then
+        ctx:error(kw(d, "environment"), p .. ".environment", "a second devenv for environment '" .. d.environment
+          .. "' (also at " .. seen_env[k] .. "); list every member in one")
+      end
+      seen_env[k] = kw(d, "environment")
+    end
+    local names = {}
+    for i, m in ipairs(d.members) do
+      if m.name then
+        if names[m.name:lower()] then
+          ctx:error(kw(m, "name"), p .. ".members[" .. i .. "].name", "duplicate member name '" .. m.name .. "'")
+        end
+        names[m.name:lower()] = true
+      end
+    end
+    if #d.members == 0 then ctx:warn(d._where, p .. ".members", "no members: no environment is created") end
+  end
+end
+
 local function check_extension(ctx, ext)
   local path = ext._path
   if ext.image then
@@ -1015,6 +1193,12 @@ function M.build(doc, opts)
     top.compliance = check(schema.Compliance, {}, ctx, "compliance", ctx:at(root, "compliance", ctx.file))
   end
   if top.compliance then finish_compliance(ctx, top.compliance, envs) end
+  if top.organization == nil and type(root) == "table" and root.organization ~= nil and ctx:is_null(root.organization) then
+    top.organization = check(schema.Organization, {}, ctx, "organization", ctx:at(root, "organization", ctx.file))
+  end
+  if top.organization then finish_organization(ctx, top.organization) end
+  finish_accounts(ctx, envs, top)
+  finish_devenvs(ctx, top.devenvs, envs)
 
   for _, ext in ipairs(top.extensions) do check_extension(ctx, ext) end
 
@@ -1034,6 +1218,10 @@ function M.build(doc, opts)
     services = services,
     catalog = top.catalog,
     compliance = top.compliance,
+    organization = top.organization,
+    tools = top.tools,
+    profiles = top.profiles,
+    devenvs = top.devenvs,
     templates = ov.templates,
     parameters = ov.parameters,
     tags = ov.tags,

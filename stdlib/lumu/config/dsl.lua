@@ -13,6 +13,12 @@
 --   catalog { iamUsers={...}, pipelines={...} }         several calls are merged
 --   compliance { rules={...}, exclude={...}, recorder={...}, delivery={...} }
 --                                                       AWS Config (lumu); merged alike
+--   organization { units={...}, accounts={...}, guardrails={...}, policies={...} }
+--                                                       (lumu) several calls merged: lists
+--                                                       concatenated
+--   tools { account=, profile=, role= }                 the pipelines' account (lumu)
+--   profiles { ["111111111111"] = "profile" }           AWS profile per account (lumu); merged
+--   devenv { environment=, members={...}, ... }         Cloud9 per member (lumu); appended
 --   extension { url=, image= }  or  extension "path"
 --   override { stack="regex", template={...}, parameters={...}, tags={...} }
 --   rbac { role=, users={...}, environments={...}, services={...} }
@@ -82,7 +88,7 @@ function M.run(text, opts)
   local site = setmetatable({}, { __mode = "k" })
   local merged = setmetatable({}, { __mode = "k" }) -- catalog lists built from several calls
   local state = {
-    envs = {}, services = {}, dbs = {}, pipelines = {}, tables = {}, extensions = {}, rbac = {},
+    envs = {}, services = {}, dbs = {}, pipelines = {}, tables = {}, extensions = {}, rbac = {}, devenvs = {},
     overrides = { templates = {}, parameters = {}, tags = {} },
   }
   local main_where = filename
@@ -219,6 +225,64 @@ function M.run(text, opts)
           c[k] = v
         end
       end
+    end
+    return t
+  end
+
+  -- organization{}: several calls merge (units, accounts, policies concatenated)
+  local ORG_LISTS = { units = true, accounts = true, policies = true }
+  function env.organization(t)
+    local where = call_site(2)
+    if t == nil then t = {} end
+    if expect_table("organization", t, where) then
+      register(t, where, 0)
+      if not state.organization then
+        state.organization = {}
+        site[state.organization] = where
+      end
+      local c = state.organization
+      for k, v in pairs(t) do
+        local listkey = ORG_LISTS[k] and type(v) == "table"
+        if listkey and merged[c[k]] then
+          table.move(v, 1, #v, #c[k] + 1, c[k])
+        elseif listkey and c[k] == nil then
+          c[k] = table.move(v, 1, #v, 1, {})
+          merged[c[k]] = true
+        else
+          c[k] = v
+        end
+      end
+    end
+    return t
+  end
+
+  function env.tools(t)
+    local where = call_site(2)
+    if expect_table("tools", t, where) then
+      register(t, where, 0)
+      set_once("tools", "tools{...}", t, where)
+    end
+    return t
+  end
+
+  function env.profiles(t)
+    local where = call_site(2)
+    if expect_table("profiles", t, where) then
+      register(t, where, 0)
+      if not state.profiles then
+        state.profiles = {}
+        site[state.profiles] = where
+      end
+      for k, v in pairs(t) do state.profiles[k] = v end
+    end
+    return t
+  end
+
+  function env.devenv(t)
+    local where = call_site(2)
+    if expect_table("devenv", t, where) then
+      register(t, where, 0)
+      state.devenvs[#state.devenvs + 1] = t
     end
     return t
   end
@@ -442,8 +506,10 @@ function M.run(text, opts)
   local root = {
     environments = state.envs, services = services, extensions = state.extensions, rbac = state.rbac,
     catalog = state.catalog, compliance = state.compliance,
+    organization = state.organization, profiles = state.profiles,
+    devenvs = #state.devenvs > 0 and state.devenvs or nil,
   }
-  for _, key in ipairs({ "namespace", "roles", "disableIAM" }) do
+  for _, key in ipairs({ "namespace", "roles", "disableIAM", "tools" }) do
     if once[key] then root[key] = once[key].value end
   end
   -- root-level lists and keys are located at their call sites

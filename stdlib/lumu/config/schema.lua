@@ -243,6 +243,71 @@ end
 
 M.CONFIG_FREQUENCIES = { "One_Hour", "Three_Hours", "Six_Hours", "Twelve_Hours", "TwentyFour_Hours" }
 
+-- Accounts and guardrails (lumu.gen.org, vending, devenv).
+function M.account_id(v)
+  if not v:match("^" .. string.rep("%d", 12) .. "$") then
+    return "expected a 12-digit AWS account id, got " .. quote(v)
+  end
+end
+
+function M.org_name(max)
+  return function(v)
+    if not v:match("^[%w][%w%-_%. ]*$") or #v > max then
+      return string.format("must start with a letter or digit and contain only letters, digits, spaces, '-', "
+        .. "'_' and '.' (at most %d), got %s", max, quote(v))
+    end
+  end
+end
+
+function M.root_id(v)
+  if not v:match("^r%-[%l%d]+$") or #v < 6 or #v > 34 then
+    return "expected the organization's root id like r-ab12 (aws organizations list-roots), got " .. quote(v)
+  end
+end
+
+function M.org_id(v)
+  if not v:match("^o%-[%l%d]+$") or #v < 12 or #v > 34 then
+    return "expected the organization id like o-a1b2c3d4e5 (aws organizations describe-organization), got " .. quote(v)
+  end
+end
+
+function M.region(v)
+  if not v:match("^%l%l%-[%l%-]+%-%d+$") then return "expected an AWS region like eu-west-1, got " .. quote(v) end
+end
+
+function M.role_name(v)
+  if not v:match("^[%w+=,.@_%-]+$") or #v > 64 then
+    return "expected an IAM role name (letters, digits and +=,.@_-, at most 64), got " .. quote(v)
+  end
+end
+
+-- a role name where '*' and '?' stand for any characters (guardrail exemptions)
+function M.role_pattern(v)
+  if not v:match("^[%w+=,.@_%-%*%?/]+$") or #v > 128 then
+    return "expected an IAM role name, '*' allowed (like stacksets-exec-*), got " .. quote(v)
+  end
+end
+
+function M.principal_arn(v)
+  if not (v:match("^arn:aws[%w%-]*:iam::%d%d%d%d%d%d%d%d%d%d%d%d:user/[%w+=,.@_/%-]+$")
+      or v:match("^arn:aws[%w%-]*:iam::%d%d%d%d%d%d%d%d%d%d%d%d:role/[%w+=,.@_/%-]+$")
+      or v:match("^arn:aws[%w%-]*:sts::%d%d%d%d%d%d%d%d%d%d%d%d:assumed%-role/[%w+=,.@_%-]+/[%w+=,.@_%-]+$")) then
+    return "expected an IAM user or role ARN (arn:aws:iam::123456789012:user/alice), got " .. quote(v)
+  end
+end
+
+function M.git_url(v)
+  if not v:match("^https://[%w%-%.]+[:%d]*/[^%s]+$") then
+    return "expected an https:// repository URL (GitHub or CodeCommit), got " .. quote(v)
+  end
+end
+
+function M.policy_name(v)
+  if not v:match("^[%w][%w%-_%.]*$") or #v > 128 then
+    return "must be letters, digits, '-', '_' and '.' (at most 128), got " .. quote(v)
+  end
+end
+
 -- ---------------------------------------------------------------------------
 -- Node constructors
 -- ---------------------------------------------------------------------------
@@ -303,6 +368,11 @@ M.Environment = R({
     instance = S { check = M.role_or_profile_arn },
     eksService = ROLE,
   },
+  -- lumu: the account the environment lives in (lumu.gen.pipeline deploys to it
+  -- through its deploy role; lumu env up reaches it with profile, profiles or role)
+  account = S { check = M.account_id },
+  role = ROLE,       -- the deploy role in that account (default <ns>-deploy)
+  profile = S { check = M.no_space }, -- the AWS profile for it (laptops)
 }, { name = "environment" })
 
 -- §3.4 pipeline (also catalog.pipelines[].versions.<v>)
@@ -495,6 +565,83 @@ M.Compliance = R({
   },
 }, { fill = false, name = "compliance" })
 
+-- lumu: accounts and guardrails as code (lumu.gen.org, lumu.gen.vending)
+M.OrgUnit = R({
+  name = S { check = M.org_name(128), required = true },
+  parent = S { check = M.org_name(128) }, -- another unit's name; default the root
+}, { name = "organizational unit" })
+
+M.OrgAccount = R({
+  name = S { check = M.org_name(50), required = true },
+  email = S { check = M.email },           -- required to create it
+  id = S { check = M.account_id },         -- an existing account: not created
+  unit = S { check = M.org_name(128) },    -- default the root
+  roleName = S { check = M.role_name },    -- default OrganizationAccountAccessRole
+  tags = MAP(S {}),
+}, { name = "account" })
+
+M.OrgPolicy = R({
+  name = S { check = M.policy_name, required = true },
+  description = S {},
+  statements = { t = "any" },              -- a list of IAM policy statements
+  targets = L(S { check = M.nonempty }),   -- "Root", unit or account names, account ids
+}, { name = "service control policy" })
+
+M.Guardrails = R({
+  leaveOrganization = B(true),  -- deny organizations:LeaveOrganization
+  cloudTrail = B(true),         -- deny stopping, deleting and changing trails
+  config = B(true),             -- deny stopping and deleting AWS Config
+  guardDuty = B(true),          -- deny deleting, disassociating and changing GuardDuty
+  rootUser = B(true),           -- deny every action of the root user
+  regions = L(S { check = M.region }), -- allow-list; empty: no region guardrail
+  exemptRoles = L(S { check = M.role_pattern }), -- role names the guardrails do not apply to
+  targets = L(S { check = M.nonempty }), -- default { "Root" }
+})
+
+M.Vending = R({
+  name = S { check = M.name(63), default = "account-vending" }, -- the product name
+  unit = S { check = M.org_name(128) },     -- where vended accounts go (default the root)
+  regions = L(S { check = M.region }),      -- where the baseline is deployed (default: the stack's)
+  trailBucket = S { check = M.bucket_name }, -- default <ns>-org-trail-<log archive account id>
+  deployRoleName = S { check = M.role_name }, -- default <ns>-deploy
+}, { fill = false, name = "vending" })
+
+M.Organization = R({
+  account = S { check = M.account_id },    -- the management account (default: the caller's)
+  profile = S { check = M.no_space },
+  role = ROLE,
+  rootId = S { check = M.root_id },
+  id = S { check = M.org_id },             -- o-...: scopes the log archive bucket to the organization
+  units = L(M.OrgUnit),
+  accounts = L(M.OrgAccount),
+  guardrails = M.Guardrails,
+  policies = L(M.OrgPolicy),
+  logArchive = S { check = M.org_name(50) }, -- the accounts[] entry receiving CloudTrail
+  vending = M.Vending,
+}, { fill = false, name = "organization" })
+
+M.Tools = R({
+  account = S { check = M.account_id },    -- where pipelines run
+  profile = S { check = M.no_space },
+  role = ROLE,
+}, { fill = false, name = "tools" })
+
+M.DevenvMember = R({
+  name = S { check = M.name(40), required = true },
+  ownerArn = S { check = M.principal_arn, required = true },
+  instanceType = S { check = M.instance_type },
+}, { name = "team member" })
+
+M.Devenv = R({
+  environment = S { check = M.name(63), required = true },
+  members = L(M.DevenvMember),
+  instanceType = S { check = M.instance_type, default = "t3.small" },
+  automaticStopTimeMinutes = I { min = 0, max = 20160, default = 30 },
+  imageId = S { check = M.no_space, default = "amazonlinux-2023-x86_64" },
+  repository = S { check = M.git_url },     -- default: the first pipeline's source
+  path = S { check = M.no_space },          -- where it is cloned (default /<repo name>)
+}, { name = "devenv" })
+
 M.Top = R({
   namespace = S { check = M.namespace },
   environments = L(M.Environment),
@@ -509,6 +656,10 @@ M.Top = R({
   rbac = L(M.Rbac),
   catalog = M.Catalog,
   compliance = M.Compliance,
+  organization = M.Organization,
+  tools = M.Tools,
+  profiles = MAP(S { check = M.no_space }, { key = M.account_id }), -- account id -> AWS profile
+  devenvs = L(M.Devenv),
 }, { name = "config" })
 M.Top.fields.service = setmetatable({ fill = false }, { __index = M.Service })
 

@@ -60,6 +60,22 @@
 -- roles.cloudFormation, else mu's `<ns>-cloudformation-common-<region>`.
 -- acceptance/production.roles.mu: the deploy assumes that role (another
 -- account); the stage's role may only sts:AssumeRole it.
+-- Cross-account delivery (an environment with `account`, other than
+-- tools.account): the stage's Deploy and Test actions run in that account:
+-- CodePipeline assumes the environment's deploy role (action RoleArn:
+-- environment.role, default arn:aws:iam::<account>:role/<ns>-deploy, the
+-- vending baseline's) to start the projects `<ns>-pipeline-<svc>-deploy-<stage>`
+-- and `-test-<stage>` of the stack `<ns>-pipeline-<svc>-<env>` (kind
+-- "pipeline", env, deployed there: descriptor.account/role/profile), whose
+-- CodeBuild roles deploy through the CloudFormation service role of that
+-- account.  The tools account's pipeline role may sts:AssumeRole exactly
+-- those deploy roles; the artifact bucket (then named
+-- <ns>-<svc>-artifacts-<tools account>, lower case) and the KMS key grant
+-- exactly those accounts (root principals); no deploy role of that stage is
+-- created in the tools account.  Needs tools.account.  A given kmsKey or
+-- bucket must grant the accounts itself (a warning says so).
+-- pipeline.target_template(cfg, key) -> the `<ns>-pipeline-<svc>-<env>`
+--   template of a cross-account stage (key "acpt" | "prod").
 -- Images: mu's default aws/codebuild/ubuntu-base:14.04 is retired; it becomes
 -- aws/codebuild/standard:7.0 (windows-base:2019-3.0 for WINDOWS_CONTAINER).
 -- lumu download: muBaseurl (mu's stelligent URL means lumu's default,
@@ -99,6 +115,26 @@ local PROVIDERS = { GitHub = true, CodeCommit = true, S3 = true }
 local NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]*$"
 
 local function arr(t) return setmetatable(t or {}, json.array_mt) end
+
+--- The accounts of cfg's cross-account stages, sorted, unique.
+function M.target_accounts(cfg)
+  local seen, out = {}, {}
+  for _, key in ipairs({ "acpt", "prod" }) do
+    local t = cfg.targets and cfg.targets[key]
+    if t and not seen[t.account] then
+      seen[t.account] = true
+      out[#out + 1] = t.account
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+local function account_roots(cfg)
+  local out = {}
+  for i, a in ipairs(M.target_accounts(cfg)) do out[i] = cfn.Sub("arn:${AWS::Partition}:iam::" .. a .. ":root") end
+  return arr(out)
+end
 
 -- ---------------------------------------------------------------------------
 -- Names
@@ -313,6 +349,31 @@ function M.settings(p, opts)
     acpt = aroles.codeBuild, prod = proles.codeBuild,
   }
   cfg.assume = { acpt = aroles.mu, prod = proles.mu }
+  -- cross-account stages: {acpt = {account=, role=, profile=, env=}, ...}
+  cfg.targets = {}
+  for key, t in pairs(opts.targets or {}) do
+    if cfg.stages[key == "acpt" and "acceptance" or "production"] then cfg.targets[key] = t end
+  end
+  cfg.tools_account = opts.tools_account
+  if next(cfg.targets) then
+    if not cfg.tools_account then
+      local key = cfg.targets.acpt and "acpt" or "prod"
+      local stage = key == "acpt" and "acceptance" or "production"
+      return nil, path .. "." .. stage .. ".environment: environment '" .. cfg.targets[key].env .. "' lives in account "
+        .. cfg.targets[key].account .. "; set tools.account (the account the pipeline runs in) so the accounts can "
+        .. "trust it"
+    end
+    if cfg.kms_key or p.bucket then
+      warnings[#warnings + 1] = path .. ": kmsKey/bucket are given: grant the accounts of "
+        .. "the other environments (" .. table.concat(M.target_accounts(cfg), ", ") .. ") access yourself"
+    end
+    local bucket = (ns .. "-" .. tostring(svc) .. "-artifacts-" .. cfg.tools_account):lower()
+    if not catalog and #bucket > 63 then
+      return nil, path .. ": the artifact bucket name " .. bucket .. " is longer than 63 characters (shorter "
+        .. "namespace or service name)"
+    end
+    cfg.artifact_bucket_name = bucket
+  end
   cfg.codedeploy_bucket = build.bucket
   cfg.cfn_role = opts.cfn_role
   cfg.disable_iam = opts.disable_iam == true
@@ -449,24 +510,34 @@ end
 -- connection_arn=, created={...}}.
 local function add_infra(t, cfg, with_connection)
   local refs = { created = {} }
+  local cross = next(cfg.targets or {}) ~= nil
   if cfg.kms_key then
     refs.key_arn = cfg.kms_key
   else
+    local key_statements = arr({
+      { Sid = "AccountAdministration", Effect = "Allow",
+        Principal = { AWS = cfn.Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+        Action = "kms:*", Resource = "*" },
+      { Sid = "EventBridgeToEncryptedTopic", Effect = "Allow",
+        Principal = { Service = "events.amazonaws.com" },
+        Action = arr({ "kms:Decrypt", "kms:GenerateDataKey*" }), Resource = "*" },
+    })
+    if cross then
+      -- the deploy and test actions of the other accounts read and write artifacts
+      key_statements[#key_statements + 1] = { Sid = "OtherAccountsArtifacts", Effect = "Allow",
+        Principal = { AWS = account_roots(cfg) },
+        Action = arr({ "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*" }),
+        Resource = "*" }
+    end
     local key = res(t, "PipelineKey", "AWS::KMS::Key", "KMS key for the pipeline's artifacts and notifications", {
       Description = cfn.Sub("lumu pipeline artifacts and notifications for ${Namespace}-${ServiceName}"),
       EnableKeyRotation = true,
       KeyPolicy = {
         Version = "2012-10-17",
-        Statement = arr({
-          { Sid = "AccountAdministration", Effect = "Allow",
-            Principal = { AWS = cfn.Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
-            Action = "kms:*", Resource = "*" },
-          { Sid = "EventBridgeToEncryptedTopic", Effect = "Allow",
-            Principal = { Service = "events.amazonaws.com" },
-            Action = arr({ "kms:Decrypt", "kms:GenerateDataKey*" }), Resource = "*" },
-        }),
+        Statement = key_statements,
       },
     }, { DeletionPolicy = "Retain", UpdateReplacePolicy = "Retain" })
+
     res(t, "PipelineKeyAlias", "AWS::KMS::Alias", "Alias of the pipeline key", {
       AliasName = cfn.Sub("alias/${Namespace}-pipeline-${ServiceName}"), TargetKeyId = key,
     })
@@ -478,6 +549,7 @@ local function add_infra(t, cfg, with_connection)
     refs.bucket_arn = s3arn(cfg.bucket)
   else
     local b = res(t, "ArtifactBucket", "AWS::S3::Bucket", "Artifact store of the pipeline", {
+      BucketName = cross and cfg.artifact_bucket_name or nil,
       BucketEncryption = { ServerSideEncryptionConfiguration = arr({ {
         ServerSideEncryptionByDefault = { SSEAlgorithm = "aws:kms", KMSMasterKeyID = refs.key_arn },
         BucketKeyEnabled = true,
@@ -495,13 +567,24 @@ local function add_infra(t, cfg, with_connection)
     }, { DeletionPolicy = "Retain", UpdateReplacePolicy = "Retain" })
     refs.bucket = b
     refs.bucket_arn = b:getatt("Arn")
-    res(t, "ArtifactBucketPolicy", "AWS::S3::BucketPolicy", "TLS-only access to the artifact bucket", {
+    local bstatements = arr({ {
+      Sid = "DenyInsecureTransport", Effect = "Deny", Principal = "*", Action = "s3:*",
+      Resource = arr({ refs.bucket_arn, cfn.Sub("${B}/*", { B = refs.bucket_arn }) }),
+      Condition = { Bool = { ["aws:SecureTransport"] = "false" } },
+    } })
+    if cross then
+      bstatements[#bstatements + 1] = { Sid = "OtherAccountsArtifactObjects", Effect = "Allow",
+        Principal = { AWS = account_roots(cfg) }, Action = arr({ "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject" }),
+        Resource = cfn.Sub("${B}/*", { B = refs.bucket_arn }) }
+      bstatements[#bstatements + 1] = { Sid = "OtherAccountsArtifactBucket", Effect = "Allow",
+        Principal = { AWS = account_roots(cfg) }, Action = arr({ "s3:GetBucketLocation", "s3:ListBucket" }),
+        Resource = refs.bucket_arn }
+    end
+    res(t, "ArtifactBucketPolicy", "AWS::S3::BucketPolicy", cross
+      and "TLS-only access to the artifact bucket; the other environments' accounts use the artifacts"
+      or "TLS-only access to the artifact bucket", {
       Bucket = b,
-      PolicyDocument = { Version = "2012-10-17", Statement = arr({ {
-        Sid = "DenyInsecureTransport", Effect = "Deny", Principal = "*", Action = "s3:*",
-        Resource = arr({ refs.bucket_arn, cfn.Sub("${B}/*", { B = refs.bucket_arn }) }),
-        Condition = { Bool = { ["aws:SecureTransport"] = "false" } },
-      } }) },
+      PolicyDocument = { Version = "2012-10-17", Statement = bstatements },
     })
     refs.created.bucket = true
   end
@@ -633,6 +716,18 @@ local function add_roles(t, cfg, refs)
       s[#s + 1] = stmt("SourceBucket", { "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:ListBucket" },
         s3arn("${SourceBucket}"))
     end
+    local troles = {}
+    for _, key in ipairs({ "acpt", "prod" }) do
+      local tg = cfg.targets and cfg.targets[key]
+      if tg then
+        local dup = false
+        for _, r in ipairs(troles) do if r == tg.role then dup = true end end
+        if not dup then troles[#troles + 1] = tg.role end
+      end
+    end
+    if #troles > 0 then
+      s[#s + 1] = stmt("AssumeOtherAccountsDeployRoles", { "sts:AssumeRole" }, troles)
+    end
     roles.pipeline = role(t, "CodePipelineRole", "Role of CodePipeline: artifacts, own builds, notices, source",
       "codepipeline.amazonaws.com", s):getatt("Arn")
     created.pipeline = "CodePipelineRole"
@@ -688,7 +783,7 @@ local function add_roles(t, cfg, refs)
   for _, st in ipairs({ { "acceptance", "acpt", "AcptEnv", "CodeBuildCDAcptRole" },
     { "production", "prod", "ProdEnv", "CodeBuildCDProdRole" } }) do
     local stage, key, envparam, id = st[1], st[2], st[3], st[4]
-    if cfg.stages[stage] then
+    if cfg.stages[stage] and not (cfg.targets and cfg.targets[key]) then
       if cfg.given[key] then
         roles[key] = cfg.given[key]
       else
@@ -860,6 +955,11 @@ local function add_pipeline(t, cfg, refs)
     }) }
   end
   local function stage_projects(stage, key, envparam, test_cfg, tid, did)
+    local tg = cfg.targets and cfg.targets[key]
+    if tg then
+      -- the projects live in the environment's account (M.target_template)
+      return cfn.Sub(PREFIX .. "-deploy-" .. stage), cfn.Sub(PREFIX .. "-test-" .. stage), tg.role
+    end
     local assume = cfg.assume[key]
     local extra = {
       { "LUMU_ENV", cfn.Ref(envparam) },
@@ -878,17 +978,21 @@ local function add_pipeline(t, cfg, refs)
     return deploy, test
   end
   if cfg.stages.acceptance then
-    local deploy, test = stage_projects("acceptance", "acpt", "AcptEnv", cfg.test, "TestAcceptanceProject",
-      "DeployAcceptanceProject")
-    stages[#stages + 1] = { Name = "Acceptance", Actions = arr({
+    local deploy, test, action_role = stage_projects("acceptance", "acpt", "AcptEnv", cfg.test,
+      "TestAcceptanceProject", "DeployAcceptanceProject")
+    local actions = arr({
       codebuild_action("Deploy", "Build", deploy, deploy_input, "DeployAcceptanceOutput", 1, cfg),
       codebuild_action("Test", "Test", test, "DeployAcceptanceOutput", nil, 2, cfg),
-    }) }
+    })
+    if action_role then
+      for _, a in ipairs(actions) do a.RoleArn = action_role end
+    end
+    stages[#stages + 1] = { Name = "Acceptance", Actions = actions }
   end
   if cfg.stages.production then
-    local deploy, test = stage_projects("production", "prod", "ProdEnv", cfg.prod_test, "TestProductionProject",
-      "DeployProductionProject")
-    stages[#stages + 1] = { Name = "Production", Actions = arr({
+    local deploy, test, action_role = stage_projects("production", "prod", "ProdEnv", cfg.prod_test,
+      "TestProductionProject", "DeployProductionProject")
+    local actions = arr({
       {
         Name = "Approve",
         ActionTypeId = { Category = "Approval", Owner = "AWS", Provider = "Manual", Version = "1" },
@@ -901,7 +1005,12 @@ local function add_pipeline(t, cfg, refs)
       },
       codebuild_action("Deploy", "Build", deploy, deploy_input, "DeployProductionOutput", 2, cfg),
       codebuild_action("Test", "Test", test, "DeployProductionOutput", nil, 3, cfg),
-    }) }
+    })
+    if action_role then
+      actions[2].RoleArn = action_role
+      actions[3].RoleArn = action_role
+    end
+    stages[#stages + 1] = { Name = "Production", Actions = actions }
   end
 
   local pl = res(t, "Pipeline", "AWS::CodePipeline::Pipeline", "The service's delivery pipeline", {
@@ -1049,6 +1158,70 @@ function M.product_template(cfg)
   return t
 end
 
+--- The `<ns>-pipeline-<svc>-<env>` template of a cross-account stage: the
+-- deploy and test projects and their roles, in the environment's account.
+function M.target_template(cfg, key)
+  local tg = cfg.targets[key]
+  local stage = key == "acpt" and "acceptance" or "production"
+  local envparam = key == "acpt" and "AcptEnv" or "ProdEnv"
+  local tools = cfg.tools_account
+  local t = cfn.template({ description = "lumu pipeline " .. cfg.ns .. "-" .. tostring(cfg.service) .. ": the "
+    .. stage .. " deploy and test projects in account " .. tg.account .. " (pipeline in account " .. tools .. ")" })
+  t:parameter("Namespace", { Type = "String", Default = cfg.ns, AllowedPattern = "^[A-Za-z][A-Za-z0-9-]*$",
+    Description = "Namespace for stack prefixes" })
+  t:parameter("ServiceName", { Type = "String", Default = cfg.service, AllowedPattern = NAME_PATTERN,
+    Description = "Name of the service the pipeline builds and deploys" })
+  t:parameter(envparam, { Type = "String", Default = tg.env, AllowedPattern = NAME_PATTERN,
+    Description = "Environment the " .. stage .. " stage deploys to" })
+  local bucket = cfg.bucket or cfg.artifact_bucket_name
+  local refs = { created = {}, bucket = bucket, bucket_arn = s3arn(bucket) }
+  local key_arn = cfg.kms_key or cfn.Sub("arn:${AWS::Partition}:kms:${AWS::Region}:" .. tools .. ":key/*")
+  refs.key_arn = key_arn
+  local function scoped(statements)
+    for _, x in ipairs(statements) do
+      if x.Sid == "ArtifactKey" and not cfg.kms_key then
+        -- the tools account's pipeline key, by its alias
+        x.Condition = { ["ForAnyValue:StringEquals"] = { ["kms:ResourceAliases"] = cfn.Sub(
+          "alias/${Namespace}-pipeline-${ServiceName}") } }
+      end
+    end
+    return statements
+  end
+  local deploy_role = role(t, "CodeBuildDeployRole", "Role of the " .. stage .. " deploy: lumu deploys through the "
+    .. "CloudFormation service role only", "codebuild.amazonaws.com",
+    scoped(deploy_statements(cfg, refs, envparam, nil))):getatt("Arn")
+  local test_role = role(t, "CodeBuildTestRole", "Role of the " .. stage .. " tests: logs, artifacts and reports only",
+    "codebuild.amazonaws.com", scoped(append(codebuild_base(refs), {
+      stmt("TestReports", { "codebuild:BatchPutCodeCoverages", "codebuild:BatchPutTestCases",
+        "codebuild:CreateReport", "codebuild:CreateReportGroup", "codebuild:UpdateReport" },
+        arn("codebuild", "report-group/" .. PREFIX .. "-*")),
+    }))):getatt("Arn")
+  local prefs = { key_arn = cfg.kms_key or cfn.Sub("arn:${AWS::Partition}:kms:${AWS::Region}:" .. tools
+    .. ":alias/${Namespace}-pipeline-${ServiceName}") }
+  local vars = {
+    { "MU_NAMESPACE", cfn.Ref("Namespace") },
+    { "LUMU_DOWNLOAD_URL", cfg.download_url },
+    { "LUMU_SHA256", cfg.sha256 },
+    { "LUMU_BASEDIR", cfg.basedir },
+  }
+  local function with(extra)
+    local v = {}
+    for _, x in ipairs(vars) do v[#v + 1] = x end
+    for _, x in ipairs(extra) do v[#v + 1] = x end
+    return v
+  end
+  local test_cfg = key == "acpt" and cfg.test or cfg.prod_test
+  local dimage = { type = DEPLOY_ENV.type, computeType = DEPLOY_ENV.computeType, image = M.DEFAULT_IMAGE }
+  project(t, "DeployProject", "deploy-" .. stage, "Deploys the environment, database and service to the " .. stage
+    .. " environment (lumu)", deploy_role, prefs, dimage, buildspec.deploy({ test_buildspec = test_cfg.buildspec }),
+    test_cfg.timeout, with({ { "LUMU_ENV", cfn.Ref(envparam) }, { "LUMU_CFN_ROLE_ARN", cfn_role_arn(cfg) },
+      { "LUMU_DISABLE_IAM", "true" } }), false)
+  project(t, "TestProject", "test-" .. stage, "Tests the " .. stage .. " environment (" .. test_cfg.buildspec .. ")",
+    test_role, prefs, test_cfg, spec_path(cfg, test_cfg.buildspec), test_cfg.timeout,
+    with({ { "LUMU_ENV", cfn.Ref(envparam) } }), false)
+  return t
+end
+
 -- Parameter values of a pipeline template (not the secret ones).
 local function parameter_values(cfg)
   local v = { Namespace = cfg.ns, ServiceName = cfg.service }
@@ -1098,14 +1271,16 @@ local function service_stacks(model, ctx, svc, index, out)
     baseurl = ctx.baseurl, github_token = ctx.github_token, path = path,
     disable_iam = model.disableIAM == true or ctx.disable_iam == true,
     cfn_role = model.roles and model.roles.cloudFormation,
+    targets = M.targets(model, ns, p), tools_account = model.tools and model.tools.account,
   })
   if not cfg then return nil, warnings end
   local names = M.names(ns, svc.name)
   local values = parameter_values(cfg)
   local tags = common.tags("pipeline", { service = svc.name, repo = cfg.repo })
   local depends = { common.stack_name(ns, "iam", "common") }
-  for _, st in ipairs({ { "acceptance", cfg.acpt_env }, { "production", cfg.prod_env } }) do
-    if cfg.stages[st[1]] then
+  for _, st in ipairs({ { "acceptance", cfg.acpt_env, "acpt" }, { "production", cfg.prod_env, "prod" } }) do
+    -- (a cross-account stage's IAM stacks live in its account, deployed there)
+    if cfg.stages[st[1]] and not cfg.targets[st[3]] then
       depends[#depends + 1] = common.stack_name(ns, "iam", "environment", st[2])
       depends[#depends + 1] = common.stack_name(ns, "iam", "service", svc.name, st[2])
     end
@@ -1119,7 +1294,7 @@ local function service_stacks(model, ctx, svc, index, out)
       depends = depends, secret_parameters = secret, warnings = warnings, stack_policy = STACK_POLICY,
       description = "CodePipeline for service " .. svc.name .. " (IAM disabled: given roles)",
     })
-    return true
+    return true, cfg
   end
   local it = M.iam_template(cfg)
   local iam_depends = { depends[1] }
@@ -1142,7 +1317,61 @@ local function service_stacks(model, ctx, svc, index, out)
     depends = pdeps, secret_parameters = secret, warnings = warnings,
     description = "CodePipeline for service " .. svc.name,
   })
-  return true
+  return true, cfg
+end
+
+--- The cross-account stages of pipeline record p: {acpt = {env=, account=,
+-- role=, profile=}, prod = ...} for stages whose environment (of the model)
+-- has an account other than tools.account.
+function M.targets(model, ns, p)
+  local out = {}
+  local tools = model.tools and model.tools.account
+  for _, st in ipairs({ { "acpt", p.acceptance or {} }, { "prod", p.production or {} } }) do
+    local key, rec = st[1], st[2]
+    local envname = rec.environment or (key == "acpt" and "acceptance" or "production")
+    for _, e in ipairs(model.environments or {}) do
+      if type(e.name) == "string" and e.name:lower() == envname:lower() and e.account and e.account ~= tools then
+        out[key] = { env = e.name, account = e.account, profile = e.profile,
+          role = e.role or ("arn:aws:iam::" .. e.account .. ":role/" .. ns .. "-deploy") }
+      end
+    end
+  end
+  return out
+end
+
+-- Where the stacks of a service's pipeline go: the tools account (tools.*)
+-- for the pipeline and its IAM stack, the environments' accounts for the
+-- cross-account stages' stacks (appended).
+local function place_and_target(model, ctx, svc, cfg, out, first)
+  local tools = model.tools
+  for i = first, #out do
+    if tools and (tools.account or tools.profile or tools.role) then
+      out[i].account, out[i].profile, out[i].role = tools.account, tools.profile, tools.role
+    end
+  end
+  if not cfg or not next(cfg.targets or {}) then return end
+  local ns = ctx.namespace or model.namespace or "mu"
+  local names = M.names(ns, svc.name)
+  local pipe
+  for i = first, #out do if out[i].name == names.pipeline then pipe = out[i] end end
+  for _, key in ipairs({ "acpt", "prod" }) do
+    local tg = cfg.targets[key]
+    if tg then
+      local t = M.target_template(cfg, key)
+      local d = common.stack({
+        name = common.stack_name(ns, "pipeline", svc.name, tg.env), kind = "pipeline", service = svc.name,
+        env = tg.env, template = t:to_table(),
+        parameters = only_declared(parameter_values(cfg), declared(t)),
+        tags = common.tags("pipeline", { service = svc.name, environment = tg.env }),
+        capabilities = { "CAPABILITY_IAM" },
+        description = "Deploy and test projects of service " .. svc.name .. " in account " .. tg.account
+          .. " (environment " .. tg.env .. ")",
+      })
+      d.account, d.profile, d.role = tg.account, tg.profile, tg.role
+      out[#out + 1] = d
+      if pipe then pipe.depends[#pipe.depends + 1] = d.name end
+    end
+  end
 end
 
 --- The catalog-provision descriptor of a service whose pipeline names a
@@ -1215,8 +1444,10 @@ function M.stacks(model, ctx)
   local out = {}
   for i, svc in ipairs(model.services or {}) do
     if svc.pipeline then
+      local first = #out + 1
       local ok, err = service_stacks(model, ctx, svc, i, out)
       if not ok then return nil, err end
+      place_and_target(model, ctx, svc, err, out, first)
     end
   end
   return out
