@@ -4,8 +4,13 @@
  * building strings needs one check at the end, not one per append), the
  * canonicalization steps (path, query, headers), key derivation (+ cache),
  * and aws_sigv4_sign tying them together with a single cleanup label.
+ *
+ * OpenSSL's libcrypto is loaded on first use (lua/lazylib.h): every public
+ * function that needs it starts with crypto_ready(), so a missing library is
+ * an AWS_ERR_CRYPTO error ("libcrypto.so.3 not available: ..."), not a crash.
  */
 #include "sigv4.h"
+#include "lazylib.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -405,6 +410,15 @@ bool aws_sigv4_format_time(int64_t t, char out[17], aws_error *err)
     return true;
 }
 
+/* True when libcrypto is loaded; otherwise false with err set. */
+static bool crypto_ready(aws_error *err)
+{
+    const char *why;
+    if (!lumu_lazy_load(&lumu_lazy_crypto, &why))
+        return aws_error_set(err, AWS_ERR_CRYPTO, "%s", why);
+    return true;
+}
+
 static bool sha256(const void *d, size_t n, unsigned char out[32], aws_error *err)
 {
     if (!EVP_Digest(d, n, out, NULL, EVP_sha256(), NULL))
@@ -427,6 +441,8 @@ bool aws_sigv4_derive_key(const char *secret_key, const char *date8, const char 
 {
     if (!secret_key || !date8 || !region || !service)
         return aws_error_set(err, AWS_ERR_INVALID_ARG, "derive_key: missing argument");
+    if (!crypto_ready(err))
+        return false;
     bool ok = false;
     size_t slen = strlen(secret_key);
     char *k = aws_malloc(slen + 5);
@@ -560,6 +576,8 @@ bool aws_sigv4a_public_key(const char *access_key, const char *secret_key,
 {
     if (!access_key || !*access_key || !secret_key || !*secret_key)
         return aws_error_set(err, AWS_ERR_INVALID_ARG, "SigV4a: missing credentials");
+    if (!crypto_ready(err))
+        return false;
     EVP_PKEY *pkey = sigv4a_derive(access_key, secret_key, err);
     if (!pkey)
         return false;
@@ -596,6 +614,8 @@ bool aws_sigv4a_verify(const unsigned char public_key[65], const char *string_to
     size_t der_len = 0;
     if (!hex_decode(signature_hex, der, sizeof der, &der_len) || der_len == 0)
         return aws_error_set(err, AWS_ERR_INVALID_ARG, "sigv4a_verify: bad signature hex");
+    if (!crypto_ready(err))
+        return false;
     bool ok = false;
     EVP_PKEY *pkey = NULL;
     EVP_PKEY_CTX *pctx = NULL;
@@ -663,8 +683,9 @@ void aws_sigv4_key_cache_free(aws_sigv4_key_cache *c)
     if (!c)
         return;
     for (int i = 0; i < V4A_SLOTS; i++)
-        EVP_PKEY_free(c->v4a[i].key);
-    OPENSSL_cleanse(c, sizeof *c);
+        if (c->v4a[i].key) /* only ever set with libcrypto loaded */
+            EVP_PKEY_free(c->v4a[i].key);
+    explicit_bzero(c, sizeof *c); /* libcrypto may never have been loaded */
     aws_free(c);
 }
 
@@ -1084,7 +1105,7 @@ bool aws_sigv4_sign(const aws_sigv4_request *req, const aws_sigv4_config *cfg,
     if (!st)
         return aws_error_set(err, AWS_ERR_INVALID_ARG, "sign: NULL state");
     aws_sigv4_state_clean(st);
-    if (!check_inputs(req, cfg, err))
+    if (!check_inputs(req, cfg, err) || !crypto_ready(err))
         return false;
 
     const bool v4a = cfg->algorithm == AWS_SIGV4A_ECDSA_P256;

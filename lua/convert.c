@@ -495,7 +495,7 @@ static void walk_value(walker *w)
             walk_check(w, w->v->scalar(w->ud, L, LUMU_CONV_NULL));
             break;
         }
-        /* FALLTHROUGH */
+        __attribute__((fallthrough)); /* not the null sentinel */
     default:
         snprintf(msg, sizeof msg, "cannot encode a %s", luaL_typename(L, -1));
         walk_error(w, msg);

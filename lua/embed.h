@@ -7,7 +7,8 @@
 typedef struct lumu_embed_entry {
     const char *name;          /* module name, e.g. "lumu.cli" */
     const char *chunk;         /* chunk name, e.g. "@stdlib/lumu/cli.lua" */
-    const unsigned char *data; /* file bytes, NUL-terminated */
+    const unsigned char *data; /* Lua bytecode (luaU_dump with debug
+                                  info) of the file, NUL-terminated */
     long size;                 /* bytes, without the terminator */
 } lumu_embed_entry;
 

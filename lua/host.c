@@ -82,11 +82,11 @@ static void track_sub(size_t n)
     atomic_fetch_sub(&s_bytes, n);
 }
 
-void *lumu_malloc(size_t n)
+static void *track_malloc(size_t n, int may_fail)
 {
     if (!s_tracking)
         return malloc(n);
-    if (n > SIZE_MAX - sizeof(track_header) || track_should_fail())
+    if (n > SIZE_MAX - sizeof(track_header) || (may_fail && track_should_fail()))
         return NULL;
     track_header *h = malloc(sizeof *h + n);
     if (!h)
@@ -96,6 +96,11 @@ void *lumu_malloc(size_t n)
     atomic_fetch_add(&s_blocks, 1);
     atomic_fetch_add(&s_total, 1);
     return h + 1;
+}
+
+void *lumu_malloc(size_t n)
+{
+    return track_malloc(n, 1);
 }
 
 void lumu_free(void *p)
@@ -130,6 +135,19 @@ void *lumu_realloc(void *p, size_t n)
     track_add(n);
     atomic_fetch_add(&s_total, 1);
     return nh + 1;
+}
+
+/* jansson's hook.  jansson 2.14 cannot cope with a NULL from its allocator
+ * while it lexes: lex_save() (src/load.c) drops strbuffer_append_byte()'s
+ * failure, so a token whose buffer could not grow is kept truncated, without
+ * its closing quote, and lex_scan_string() then reads past the end of the
+ * buffer looking for it (a segfault under LUMU_FAIL_ALLOC; an assertion in
+ * lex_unget_unsave() on other inputs).  So jansson's allocations are counted
+ * but never fail by injection; a real out-of-memory still returns NULL, as
+ * plain malloc would. */
+void *lumu_json_malloc(size_t n)
+{
+    return track_malloc(n, 0);
 }
 
 char *lumu_strdup(const char *s)
@@ -223,7 +241,7 @@ lua_State *lumu_newstate(void)
      * of it, set before anything allocates a json_t. */
     static int s_json_hooked;
     if (!s_json_hooked) {
-        json_set_alloc_funcs(lumu_malloc, lumu_free);
+        json_set_alloc_funcs(lumu_json_malloc, lumu_free);
         s_json_hooked = 1;
     }
     lua_State *L = lua_newstate(l_alloc, NULL);
@@ -352,7 +370,8 @@ static int host_embedded(lua_State *L)
     return 1;
 }
 
-/* embedded_source(name) -> source, chunkname | nil */
+/* embedded_source(name) -> chunk, chunkname | nil: the embedded module's
+ * precompiled chunk (Lua bytecode with debug info, see cmake/embedgen.c) */
 static int host_embedded_source(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -416,11 +435,13 @@ static const luaL_Reg s_cmodules[] = {
     {NULL, NULL}};
 
 /* Loader for an embedded module: upvalue 1 is the entry (light userdata).
+ * The entry is bytecode compiled at build time by cmake/embedgen.c (with debug
+ * information): mode "b", for these built-in chunks only.
  * [-0, +1, e] */
 static int embed_loader(lua_State *L)
 {
     const lumu_embed_entry *e = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_loadbufferx(L, (const char *)e->data, (size_t)e->size, e->chunk, "t") !=
+    if (luaL_loadbufferx(L, (const char *)e->data, (size_t)e->size, e->chunk, "b") !=
         LUA_OK)
         return luaL_error(L, "error loading module '%s' from stdlib:\n\t%s", e->name,
                           lua_tostring(L, -1));

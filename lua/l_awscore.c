@@ -813,7 +813,7 @@ int luaopen_lumu__awscore(lua_State *L)
 {
     static int s_alloc_set;
     if (!s_alloc_set) {
-        json_set_alloc_funcs(lumu_malloc, lumu_free); /* same hooks as lumu._json */
+        json_set_alloc_funcs(lumu_json_malloc, lumu_free); /* same hooks as lumu._json */
         s_alloc_set = 1;
     }
     static const luaL_Reg configbox_meta[] = {

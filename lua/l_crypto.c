@@ -17,8 +17,13 @@
  *   hasher(alg) -> lumu.crypto.Hasher with :update(s) -> self, :final() -> raw
  *
  * An unknown algorithm is a misuse and raises (argument error).
+ *
+ * libcrypto.so.3 is loaded on the first call that needs it (lazylib.h): those
+ * raise "libcrypto.so.3 not available: <reason>" without it; hex, unhex,
+ * b64encode and b64decode never need it.
  */
 #include "host.h"
+#include "lazylib.h"
 
 #include <lauxlib.h>
 
@@ -37,6 +42,7 @@
 static const EVP_MD *crypto_checkmd(lua_State *L, int arg)
 {
     const char *name = luaL_checkstring(L, arg);
+    lumu_lazy_check(L, &lumu_lazy_crypto);
     const EVP_MD *md = EVP_get_digestbyname(name);
     if (!md)
         luaL_argerror(L, arg, lua_pushfstring(L, "unknown digest '%s'", name));
@@ -76,11 +82,18 @@ static int crypto_digest(lua_State *L)
     return crypto_pushdigest(L, crypto_checkmd(L, 1), 2);
 }
 
-/* sha256(s) & co.: closures over the digest (light userdata upvalue).
+/* The digests with their own function, by upvalue index. */
+static const struct {
+    const char *name;
+    const EVP_MD *(*md)(void);
+} s_fixed[] = {{"sha256", EVP_sha256}, {"sha1", EVP_sha1}, {"md5", EVP_md5}};
+
+/* sha256(s) & co.: closures over the index in s_fixed (integer upvalue).
  * [-0, +1, v] */
 static int crypto_digest_fixed(lua_State *L)
 {
-    return crypto_pushdigest(L, lua_touserdata(L, lua_upvalueindex(1)), 1);
+    lumu_lazy_check(L, &lumu_lazy_crypto);
+    return crypto_pushdigest(L, s_fixed[lua_tointeger(L, lua_upvalueindex(1))].md(), 1);
 }
 
 /* Pushes the HMAC of the strings at arg (key) and arg + 1 (message).
@@ -111,6 +124,7 @@ static int crypto_hmac(lua_State *L)
 /* hmac_sha256(key, msg) -> raw  [-0, +1, v] */
 static int crypto_hmac_sha256(lua_State *L)
 {
+    lumu_lazy_check(L, &lumu_lazy_crypto);
     return crypto_pushhmac(L, EVP_sha256(), 1);
 }
 
@@ -120,6 +134,7 @@ static int crypto_equals(lua_State *L)
     size_t alen, blen;
     const char *a = luaL_checklstring(L, 1, &alen);
     const char *b = luaL_checklstring(L, 2, &blen);
+    lumu_lazy_check(L, &lumu_lazy_crypto);
     lua_pushboolean(L, alen == blen && CRYPTO_memcmp(a, b, alen) == 0);
     return 1;
 }
@@ -289,6 +304,7 @@ static int crypto_random_bytes(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
     luaL_argcheck(L, n >= 0 && n <= INT_MAX, 1, "out of range");
+    lumu_lazy_check(L, &lumu_lazy_crypto);
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, (size_t)n);
     if (n > 0 && RAND_bytes((unsigned char *)p, (int)n) != 1)
@@ -419,16 +435,12 @@ int luaopen_lumu__crypto(lua_State *L)
         {"random_bytes", crypto_random_bytes},
         {"hasher", crypto_hasher_new},
         {NULL, NULL}};
-    static const struct {
-        const char *name;
-        const EVP_MD *(*md)(void);
-    } fixed[] = {{"sha256", EVP_sha256}, {"sha1", EVP_sha1}, {"md5", EVP_md5}};
     hasher_createmeta(L);
     luaL_newlib(L, fns);
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        lua_pushlightuserdata(L, (void *)fixed[i].md());
+    for (size_t i = 0; i < sizeof s_fixed / sizeof s_fixed[0]; i++) {
+        lua_pushinteger(L, (lua_Integer)i);
         lua_pushcclosure(L, crypto_digest_fixed, 1);
-        lua_setfield(L, -2, fixed[i].name);
+        lua_setfield(L, -2, s_fixed[i].name);
     }
     return 1;
 }

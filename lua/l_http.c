@@ -24,13 +24,19 @@
  * easy handle is released as soon as the transfer finishes (connections stay
  * in the multi's cache for keep-alive).  libcurl callbacks only copy bytes
  * into buffers and never touch Lua.
+ *
+ * libcurl.so.4 is loaded on the first request() or version() (lazylib.h),
+ * which raise "libcurl.so.4 not available: <reason>" without it; poll() and
+ * pending() work without it while no request was made (timers in lumu.async).
  */
 #include "host.h"
+#include "lazylib.h"
 
 #include <lauxlib.h>
 
 #include <curl/curl.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -262,12 +268,15 @@ static int multi_gc(lua_State *L)
     return 0;
 }
 
-/* Pushes this state's Multi userdata, creating it on first use.
- * [-0, +1, e] */
-static http_multi *push_multi(lua_State *L)
+/* Pushes this state's Multi userdata, creating it on first use when create
+ * is true (libcurl must be loaded); otherwise pushes nil and returns NULL
+ * when there is none yet.  [-0, +1, e] */
+static http_multi *push_multi(lua_State *L, int create)
 {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &s_multi_key) == LUA_TUSERDATA)
         return lua_touserdata(L, -1);
+    if (!create)
+        return NULL;
     lua_pop(L, 1);
     http_multi *m = lua_newuserdatauv(L, sizeof *m, 1);
     memset(m, 0, sizeof *m);
@@ -520,6 +529,7 @@ static http_req *new_request(lua_State *L)
 static int http_request(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lumu_lazy_check(L, &lumu_lazy_curl);
     lua_settop(L, 1);
     const char *url = check_url(L, 1);
     size_t mlen = 0, blen = 0;
@@ -556,7 +566,7 @@ static int http_request(lua_State *L)
         verify = lua_toboolean(L, -1);
     lua_pop(L, 1);
 
-    http_multi *m = push_multi(L); /* index 3 */
+    http_multi *m = push_multi(L, 1); /* index 3 */
     http_req *r = new_request(L); /* index 4; owns everything from here */
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 4, 1); /* the body string, used in place by libcurl */
@@ -665,6 +675,25 @@ static int collect(lua_State *L, http_multi *m, int weak, int out, int n)
     return n;
 }
 
+/* Sleeps ms milliseconds, or less when Ctrl-C (lumu_interrupted) comes. */
+static void wait_ms(lua_Integer ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR && !lumu_interrupted())
+        ;
+}
+
+/* Raises "interrupted!" after Ctrl-C, else returns 1 (the result on top).
+ * [-0, +0, v] */
+static int check_interrupt(lua_State *L)
+{
+    if (lumu_interrupted()) {
+        lumu_clear_interrupt();
+        return luaL_error(L, "interrupted!");
+    }
+    return 1;
+}
+
 /* poll([timeout_ms]) -> list of finished requests.  Raises "interrupted!"
  * after Ctrl-C.  [-0..1, +1, e] */
 static int http_poll(lua_State *L)
@@ -674,7 +703,13 @@ static int http_poll(lua_State *L)
     if (t > INT_MAX)
         t = INT_MAX;
     lua_settop(L, 0);
-    http_multi *m = push_multi(L); /* 1 */
+    http_multi *m = push_multi(L, 0); /* 1 */
+    if (!m) {
+        /* no request was ever made: nothing to drive, only the wait */
+        wait_ms(t);
+        lua_newtable(L);
+        return check_interrupt(L);
+    }
     lua_getiuservalue(L, 1, 1);    /* 2: weak map */
     lua_newtable(L);               /* 3: results */
     int running = 0, n = 0;
@@ -693,20 +728,16 @@ static int http_poll(lua_State *L)
             n = collect(L, m, 2, 3, n);
         }
     }
-    if (lumu_interrupted()) {
-        /* curl is between calls: nothing to undo; transfers stay in the
-         * multi until their requests are closed or collected */
-        lumu_clear_interrupt();
-        return luaL_error(L, "interrupted!");
-    }
-    return 1;
+    /* curl is between calls: nothing to undo; transfers stay in the multi
+     * until their requests are closed or collected */
+    return check_interrupt(L);
 }
 
 /* pending() -> number of transfers in flight */
 static int http_pending(lua_State *L)
 {
-    http_multi *m = push_multi(L);
-    lua_pushinteger(L, m->nrunning);
+    http_multi *m = push_multi(L, 0);
+    lua_pushinteger(L, m ? m->nrunning : 0);
     return 1;
 }
 
@@ -763,6 +794,7 @@ static int http_error_kind(lua_State *L)
 
 static int http_version(lua_State *L)
 {
+    lumu_lazy_check(L, &lumu_lazy_curl);
     lua_pushstring(L, curl_version());
     return 1;
 }

@@ -927,7 +927,7 @@ int luaopen_lumu__json(lua_State *L)
 {
     static int s_alloc_set;
     if (!s_alloc_set) {
-        json_set_alloc_funcs(lumu_malloc, lumu_free);
+        json_set_alloc_funcs(lumu_json_malloc, lumu_free);
         s_alloc_set = 1;
     }
     static const luaL_Reg fns[] = {

@@ -1,7 +1,7 @@
 /*
  * lumu._repl: the C core of lumu.repl (stdlib/lumu/repl.lua): line editing,
  * history and tab completion over libedit's readline-compatible API
- * (<editline/readline.h>, linked dynamically).
+ * (<editline/readline.h>, loaded with dlopen, see lazylib.h).
  *
  *   readline(prompt) -> line | nil | false
  *       One edited line without its newline; nil at end of input (Ctrl-D on
@@ -18,6 +18,8 @@
  *
  * libedit keeps one editor per process and so does this module.  Use it only
  * when standard input is a terminal (repl.lua reads plain lines otherwise).
+ * libedit.so.2 is loaded when the module is opened (lazylib.h): require
+ * raises "libedit.so.2 not available: <reason>" without it.
  *
  * Ctrl-C at the prompt: the tty's ISIG flag is turned off in libedit's edit
  * mode ("setty -d -isig"), so the interrupt character arrives as a key bound
@@ -53,6 +55,31 @@
 #include <unistd.h>
 
 #include <editline/readline.h>
+
+#include "lazylib.h"
+
+/* libedit is loaded on first use (lazylib.h): its variables are reached
+ * through pointers into the loaded library, filled by luaopen_lumu__repl,
+ * which raises when libedit is not available.  The macros keep the code
+ * below written against the readline API. */
+static struct {
+    __typeof__(rl_readline_name) *readline_name;
+    __typeof__(rl_line_buffer) *line_buffer;
+    __typeof__(rl_point) *point;
+    __typeof__(rl_basic_word_break_characters) *basic_word_break_characters;
+    __typeof__(rl_attempted_completion_function) *attempted_completion_function;
+    __typeof__(rl_attempted_completion_over) *attempted_completion_over;
+    __typeof__(rl_completion_append_character) *completion_append_character;
+    __typeof__(rl_done) *done;
+} s_rl;
+#define rl_readline_name (*s_rl.readline_name)
+#define rl_line_buffer (*s_rl.line_buffer)
+#define rl_point (*s_rl.point)
+#define rl_basic_word_break_characters (*s_rl.basic_word_break_characters)
+#define rl_attempted_completion_function (*s_rl.attempted_completion_function)
+#define rl_attempted_completion_over (*s_rl.attempted_completion_over)
+#define rl_completion_append_character (*s_rl.completion_append_character)
+#define rl_done (*s_rl.done)
 
 #define REPL_COMPLETER "lumu.repl.completer" /* registry key of the completer */
 #define HISTORY_MAX 1000                     /* entries kept in the history */
@@ -374,8 +401,30 @@ static int repl_set_completer(lua_State *L)
     return 0;
 }
 
+/* Loads libedit and finds its variables, or raises
+ * "libedit.so.2 not available: ...".  [-0, +0, v] */
+static void repl_bind(lua_State *L)
+{
+    lumu_lazy_check(L, &lumu_lazy_edit);
+    if (s_rl.done)
+        return;
+#define BIND(field, name)                                                                \
+    if (!(s_rl.field = lumu_lazy_sym(&lumu_lazy_edit, name)))                            \
+        luaL_error(L, "libedit.so.2 not available: no %s", name);
+    BIND(readline_name, "rl_readline_name")
+    BIND(line_buffer, "rl_line_buffer")
+    BIND(point, "rl_point")
+    BIND(basic_word_break_characters, "rl_basic_word_break_characters")
+    BIND(attempted_completion_function, "rl_attempted_completion_function")
+    BIND(attempted_completion_over, "rl_attempted_completion_over")
+    BIND(completion_append_character, "rl_completion_append_character")
+    BIND(done, "rl_done") /* last: marks the binding complete */
+#undef BIND
+}
+
 int luaopen_lumu__repl(lua_State *L)
 {
+    repl_bind(L);
     static const luaL_Reg fns[] = {
         {"readline", repl_readline},
         {"add_history", repl_add_history},

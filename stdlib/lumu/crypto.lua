@@ -4,6 +4,9 @@
 -- the usual text form.  `alg` is an OpenSSL digest name such as "sha256",
 -- "sha1", "md5", "sha512", "sha3-256"; an unknown name or a non-string
 -- argument raises (misuse).  Malformed hex/base64 input returns nil, err.
+-- libcrypto.so.3 is loaded on the first digest/MAC/random call (lua/lazylib.h);
+-- without it those raise "libcrypto.so.3 not available: <why>"; hex and base64
+-- never need it.
 --
 -- crypto.sha256(s), crypto.sha1(s), crypto.md5(s) -> raw digest
 -- crypto.digest(alg, s) -> raw digest

@@ -264,8 +264,14 @@ function M.history_path()
 end
 
 -- Line-editing io for a terminal.
-local function tty_io(debug)
-  local edit = require "lumu._repl"
+local function tty_io(debug, fallback)
+  local loaded, edit = pcall(require, "lumu._repl")
+  if not loaded then
+    -- libedit.so.2 is loaded on first use: without it the REPL still works,
+    -- without line editing.
+    io.stderr:write("lumu: warning: no line editing: ", tostring(edit), "\n")
+    return fallback(debug)
+  end
   local path = M.history_path()
   local warned = false
   local function warn(what, err)
@@ -326,7 +332,7 @@ end
 
 function M.run(ctx)
   ctx = ctx or {}
-  local io_ = host.isatty(0) and tty_io(ctx.debug) or plain_io(ctx.debug)
+  local io_ = host.isatty(0) and tty_io(ctx.debug, plain_io) or plain_io(ctx.debug)
   local code = M.loop(io_)
   io.stdout:flush()
   return code
