@@ -5,6 +5,11 @@
 -- local deploy = require "lumu.deploy"
 -- local eng = deploy.engine{
 --   client = function(service) return aws.client(service, {...}) end,  -- required
+--                           -- per-stack credentials: called as client(service,
+--                           -- desc) where desc is the descriptor whose stack
+--                           -- the call is for (nil otherwise); clients are
+--                           -- cached per service and desc.account (or
+--                           -- desc.profile without account)
 --   namespace = "mu", region = "eu-west-1", account = "123456789012",
 --   yes = false,            -- --yes: never ask
 --   interactive = false,    -- a TTY to ask on (the CLI decides); without it
@@ -24,6 +29,15 @@
 --   template_bucket = name, -- default "<ns>-lumu-templates-<account>-<region>"
 --                           -- (account from opts.account, else STS)
 --   revision = "abc1234",   -- tagged mu:revision on every stack
+--   role_arn = "arn:aws:iam::123456789012:role/x",  -- the CloudFormation
+--                           -- service role: RoleARN of every CreateChangeSet,
+--                           -- DeleteStack and ContinueUpdateRollback (none
+--                           -- when unset: the caller's own permissions).
+--                           -- desc.role_arn overrides it per stack; a stack
+--                           -- with desc.account other than the role's gets none
+--   version = "0.1.0",      -- tagged lumu:version (default: this lumu's)
+--   skip_version_check = false,  -- -F: update stacks whose lumu:version is
+--                           -- newer (see Behaviour)
 --   secret = fn(desc, name) -> value | nil,   -- values of desc.secret_parameters
 --   before_deploy = fn(desc) -> true | nil, err,  -- up only, before planning
 --   production = fn(env) -> bool | {env=true},    -- production-like envs
@@ -70,6 +84,11 @@
 --   ("No export named") is made again once its dependencies are deployed
 --   (the diff shows the template's resources until then); so are the
 --   change sets of stacks that must be recovered or re-created first.
+-- * An update rolled back only because an export it removes is still
+--   imported by a dependant in this run whose own update stops importing it
+--   ("Export X cannot be deleted as it is in use by Y") updates that
+--   dependant first, then itself again (once).  A failure without a failed
+--   resource is explained by the reason on the stack's own event.
 -- * Templates over 51,200 bytes (desc.needs_s3) go to the template bucket
 --   (created on demand, lumu.deploy.s3) and are passed by TemplateURL, in
 --   diff too.  desc.assets (catalog product templates) are uploaded to the
@@ -77,9 +96,17 @@
 --   assets[i].bucket_stack just before their stack executes.
 -- * Parameters: desc.parameters, plus desc.secret_parameters from
 --   opts.secret (never printed; an existing stack keeps its previous value
---   when none is given).  Tags: desc.tags + mu:revision.  Capabilities:
+--   when none is given).  Tags: desc.tags + mu:revision + lumu:version.
+--   Capabilities:
 --   desc.capabilities, CAPABILITY_NAMED_IAM when the template has IAM
 --   resources (or kind "iam"), CAPABILITY_AUTO_EXPAND with a Transform.
+-- * Version guard (mu's, with lumu's tag): an existing stack whose
+--   lumu:version tag is newer than this lumu in a way that may not be
+--   compatible (a higher major version; for 0.x, a higher minor) is not
+--   updated ("failed": upgrade lumu, or -F) unless skip_version_check, which
+--   updates it with a warning.  diff only warns.  Stacks without the tag
+--   (mu's, or older lumu's), failed creates re-created and deletes are not
+--   checked.
 -- * Safety: stacks with stateful resources (RDS instances/clusters, KMS keys,
 --   DynamoDB tables, S3 buckets, EFS file systems) or desc.stack_policy get a
 --   stack policy denying Update:Replace and Update:Delete on them (set after
@@ -147,6 +174,31 @@ local STATEFUL = {}
 for _, t in ipairs(M.STATEFUL_TYPES) do STATEFUL[t] = true end
 
 local PROD_TOKENS = { prod = true, production = true, prd = true, live = true }
+
+M.VERSION_TAG = "lumu:version"
+
+-- "1.2.3", "v0.4.0-rc1" -> major, minor | nil
+local function parse_version(v)
+  if type(v) ~= "string" then return nil end
+  local major, minor = v:match("^v?(%d+)%.(%d+)")
+  if not major then
+    major = v:match("^v?(%d+)$")
+    minor = major and "0"
+  end
+  if not major or #major > 9 or #minor > 9 then return nil end
+  return tonumber(major), tonumber(minor)
+end
+
+--- M.version_newer(stack_version, own) -> boolean: stack_version is newer
+-- than own in a way that may not be compatible: a higher major, or for
+-- 0.x (semver: anything may change) a higher minor.  Unparseable: false.
+function M.version_newer(stack_version, own)
+  local smaj, smin = parse_version(stack_version)
+  local omaj, omin = parse_version(own)
+  if not smaj or not omaj then return false end
+  if smaj ~= omaj then return smaj > omaj end
+  return smaj == 0 and smin > omin
+end
 
 local function is_interrupt(err) return graph.is_interrupt(err) end
 
@@ -231,6 +283,17 @@ function M.engine(opts)
   for _, k in ipairs({ "confirm", "secret", "before_deploy" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "function" then error("deploy.engine: opts." .. k .. " must be a function", 2) end
   end
+  if opts.role_arn ~= nil and (type(opts.role_arn) ~= "string"
+      or not opts.role_arn:match("^arn:[%w%-]+:iam::%d+:role/[%w+=,.@_/%-]+$")) then
+    error("deploy.engine: opts.role_arn must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), got "
+      .. tostring(opts.role_arn), 2)
+  end
+  local version = opts.version
+  if version == nil then
+    local okv, v = pcall(require, "lumu.version")
+    version = okv and v.version or "0.0.0"
+  end
+  if type(version) ~= "string" or version == "" then error("deploy.engine: opts.version must be a string", 2) end
   local out = opts.out or io.stderr
   local color = not opts.no_color and output ~= "json"
   local nc = os.getenv("NO_COLOR")
@@ -253,6 +316,8 @@ function M.engine(opts)
     output = output, poll = poll, patience = opts.patience or 600,
     ecs_timeout = opts.ecs_timeout or 600, ecs_cancel = opts.ecs_cancel ~= false,
     revision = opts.revision, calls = {}, throttled = 0, bus = events.bus(),
+    role_arn = opts.role_arn, version = version, skip_version_check = opts.skip_version_check and true or false,
+    task_desc = setmetatable({}, { __mode = "k" }), -- coroutine -> descriptor it works for
   }, Engine)
   local prod = opts.production
   if type(prod) == "function" then
@@ -268,12 +333,25 @@ function M.engine(opts)
   return eng
 end
 
+-- The descriptor the running task works for (per-stack credentials), set by
+-- Engine:_for at the start of each stack's task.
+function Engine:_desc()
+  return self.task_desc[coroutine.running()]
+end
+
+function Engine:_for(desc)
+  self.task_desc[coroutine.running()] = desc
+end
+
 function Engine:_client(service)
-  local c = self.clients[service]
+  local d = self:_desc()
+  local where = d and (d.account or (d.profile and ("profile " .. tostring(d.profile))))
+  local key = where and (service .. "@" .. tostring(where)) or service
+  local c = self.clients[key]
   if c then return c end
-  local cl, err = self.client_fn(service)
+  local cl, err = self.client_fn(service, d)
   if not cl then return nil, err or ("no client for " .. service) end
-  self.clients[service] = cl
+  self.clients[key] = cl
   return cl
 end
 
@@ -357,7 +435,7 @@ end
 
 local function new_run(self, mode)
   self.renderer = render.new(self.output, self.render_opts)   -- a fresh view per run
-  return { mode = mode, plans = {}, order = {}, inflight = {}, created_cs = {}, started = async.now(),
+  return { mode = mode, plans = {}, order = {}, inflight = {}, created_cs = {}, review = {}, started = async.now(),
            report = { ok = true, exit_code = 0, changes = 0, stacks = {}, summary_lines = {} },
            outputs = {} }
 end
@@ -419,10 +497,22 @@ local function capabilities(d)
   return caps
 end
 
+-- The CloudFormation service role for descriptor d: d.role_arn, else
+-- opts.role_arn unless d lives in another account (d.account) than the role.
+function Engine:_role(d)
+  if type(d) == "table" and type(d.role_arn) == "string" then return d.role_arn end
+  local r = self.role_arn
+  if r and type(d) == "table" and d.account and r:match("^arn:[^:]+:iam::(%d+):") ~= tostring(d.account) then
+    return nil
+  end
+  return r
+end
+
 function Engine:_tags(d)
   local t = {}
   for k, v in pairs(d.tags or {}) do t[k] = tostring(v) end
   if self.revision then t["mu:revision"] = tostring(self.revision) end
+  t[M.VERSION_TAG] = self.version
   local out = {}
   for _, k in ipairs(sorted_keys(t)) do out[#out + 1] = { Key = k, Value = t[k] } end
   return out
@@ -456,6 +546,11 @@ end
 
 function Engine:_bucket_name()
   if self.opts.template_bucket then return self.opts.template_bucket end
+  local d = self:_desc()
+  if d and d.account then -- a stack in another account: that account's bucket
+    local region = self.region or (self:_client("s3") or {}).region or "us-east-1"
+    return self.namespace .. "-lumu-templates-" .. tostring(d.account) .. "-" .. region
+  end
   if not self.account then
     local res, err = self:_call("sts", "GetCallerIdentity", {})
     if not res then return nil, "cannot find the account for the template bucket: " .. errtext(err) end
@@ -556,7 +651,7 @@ function Engine:_changeset(run, p)
   local cs_name = "lumu-" .. os.date("!%Y%m%d%H%M%S") .. "-" .. rand_hex(4)
   local req = { StackName = name, ChangeSetName = cs_name, ChangeSetType = p.action == "create" and "CREATE" or "UPDATE",
     TemplateBody = src.TemplateBody, TemplateURL = src.TemplateURL, Parameters = params,
-    Capabilities = capabilities(d), Tags = self:_tags(d), ClientToken = cs_name,
+    Capabilities = capabilities(d), Tags = self:_tags(d), ClientToken = cs_name, RoleARN = self:_role(d),
     Description = ("lumu" .. (self.revision and (" revision " .. tostring(self.revision)) or "")) }
   self:_emit({ type = "phase", stack = name, phase = "changeset", text = "creating change set" })
   local res, err = self:_call("cloudformation", "CreateChangeSet", req)
@@ -573,6 +668,9 @@ function Engine:_changeset(run, p)
   end
   run.created_cs[#run.created_cs + 1] = { stack = name, id = cs_id, stack_id = stack_id,
     new_stack = p.action == "create" and not p.existing, plan = p }
+  -- a CREATE change set leaves a REVIEW_IN_PROGRESS stack until executed
+  -- (also when the change set is deleted and made again later)
+  if p.action == "create" then run.review[name] = { id = stack_id, plan = p } end
   p.cs, p.stack_id = cs_id, stack_id or p.stack_id
   -- wait
   local interval = self.poll.changeset
@@ -639,15 +737,26 @@ function Engine:_cleanup(run)
   run.created_cs = {}
   for _, c in ipairs(list) do
     if not c.executed then
+      self:_for(c.plan and c.plan.desc)
       self:_call("cloudformation", "DeleteChangeSet", { ChangeSetName = c.id, StackName = c.stack_id })
-      if c.new_stack then
-        local st = self:_describe(c.stack_id or c.stack)
-        if st and st.StackStatus == "REVIEW_IN_PROGRESS" then
-          self:_call("cloudformation", "DeleteStack", { StackName = c.stack_id or c.stack })
-        end
-      end
     end
   end
+  -- the REVIEW_IN_PROGRESS stacks of creates never executed (not
+  -- confirmed, skipped, interrupted, a diff), deferred ones included
+  local review = run.review or {}
+  run.review = {}
+  local names = {}
+  for name in pairs(review) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local r = review[name]
+    self:_for(r.plan and r.plan.desc)
+    local st = self:_describe(r.id or name)
+    if st and st.StackStatus == "REVIEW_IN_PROGRESS" then
+      self:_call("cloudformation", "DeleteStack", { StackName = r.id or name, RoleARN = self:_role(r.plan and r.plan.desc) })
+    end
+  end
+  self:_for(nil)
 end
 
 -- ---------------------------------------------------------------------------
@@ -662,6 +771,27 @@ function Engine:_wait_settled(run, p, st)
   if r.err then return nil, "while waiting for " .. st.StackStatus .. ": " .. errtext(r.err) end
   if r.gone then return false end
   return r.stack or self:_describe(st.StackId)
+end
+
+-- mu's version guard with the lumu:version tag: true | nil, message
+function Engine:_version_check(run, p, st)
+  local tagged
+  for _, t in ipairs(st.Tags or {}) do
+    if t.Key == M.VERSION_TAG then tagged = t.Value end
+  end
+  if not M.version_newer(tagged, self.version) then return true end
+  local what = "last deployed by lumu " .. tostring(tagged) .. ", newer than this lumu " .. self.version
+  if self.skip_version_check then
+    self:_emit({ type = "message", stack = p.name, level = "warn",
+      text = what .. ": updating it anyway (-F/--skip-version-check)" })
+    return true
+  end
+  if run.mode ~= "up" then
+    self:_emit({ type = "message", stack = p.name, level = "warn",
+      text = what .. ": up will refuse to update it without -F/--skip-version-check" })
+    return true
+  end
+  return nil, what .. ": not updated (upgrade lumu, or -F/--skip-version-check to update it anyway)"
 end
 
 function Engine:_plan(run, d)
@@ -684,6 +814,10 @@ function Engine:_plan(run, d)
   p.stack_id = st and st.StackId or nil
   if st then run.outputs[name] = outputs_of(st) end
   local status = st and st.StackStatus
+  if st and status ~= "REVIEW_IN_PROGRESS" and status ~= "ROLLBACK_COMPLETE" and status ~= "ROLLBACK_FAILED" then
+    local ok, verr = self:_version_check(run, p, st)
+    if not ok then return fail(self, run, p, verr) end
+  end
   if not st or status == "REVIEW_IN_PROGRESS" then
     p.action = "create"
   elseif status == "ROLLBACK_COMPLETE" or status == "ROLLBACK_FAILED" then
@@ -811,12 +945,26 @@ end
 
 local SUCCESS = { CREATE_COMPLETE = "created", UPDATE_COMPLETE = "updated", IMPORT_COMPLETE = "updated" }
 
+-- The reason on the stack's own event that started the rollback (or
+-- failure) of operation r, when it has one: the only explanation when no
+-- resource failed ("Export X cannot be deleted as it is in use by Y").
+local function stack_reason(r, name)
+  for _, ev in ipairs(r.events or {}) do
+    local st = ev.ResourceStatus or ""
+    if events.is_stack_event(ev, name) and (st:sub(-20) == "ROLLBACK_IN_PROGRESS" or st:sub(-7) == "_FAILED")
+        and ev.ResourceStatusReason and ev.ResourceStatusReason ~= "" and ev.ResourceStatusReason ~= "User Initiated" then
+      return ev.ResourceStatusReason
+    end
+  end
+  return nil
+end
+
 function Engine:_explain(run, p, r)
   local evs = events.failures(self:_ctx(), r.events or {}, p.name)
   local msg
   if p.hang then msg = p.hang end
   local first = evs[1]
-  local text = first and first_failure_text(first) or (r.reason and tostring(r.reason)) or nil
+  local text = first and first_failure_text(first) or stack_reason(r, p.name) or (r.reason and tostring(r.reason)) or nil
   if text then msg = msg and (msg .. "\n    " .. text) or text end
   msg = (r.status or "failed") .. (msg and (": " .. msg) or "")
   if msg:find("stack policy", 1, true) then
@@ -828,6 +976,7 @@ end
 function Engine:_execute(run, name)
   local p = run.plans[name]
   local d = p.desc
+  if p.early ~= nil then return p.early end   -- executed ahead (an export still in use)
   if p.failed then return false end
   p.t0 = async.now()
   if d.kind == "catalog-provision" then return self:_provision(run, p) end
@@ -844,7 +993,8 @@ function Engine:_execute(run, name)
     local tok = "lumu-continue-" .. rand_hex(8)
     local base = self:_baseline(p.stack_id)
     self:_emit({ type = "phase", stack = name, phase = "recover", text = "ContinueUpdateRollback" })
-    local _, err = self:_call("cloudformation", "ContinueUpdateRollback", { StackName = p.stack_id, ClientRequestToken = tok })
+    local _, err = self:_call("cloudformation", "ContinueUpdateRollback", { StackName = p.stack_id, ClientRequestToken = tok,
+      RoleARN = self:_role(d) })
     if err then
       local st = self:_describe(p.stack_id)
       if not (st and (st.StackStatus == "UPDATE_ROLLBACK_IN_PROGRESS" or st.StackStatus == "UPDATE_ROLLBACK_COMPLETE")) then
@@ -901,6 +1051,7 @@ function Engine:_execute(run, name)
     run.inflight[name] = nil
     return fail(self, run, p, "cannot execute the change set: " .. errtext(err))
   end
+  run.review[name] = nil
   local watch = self:_ecs_watch(run, p, tokens)
   local r = self:_follow(run, p, p.action, { ref = p.stack_id or name, baseline = base, tokens = tokens,
     on_event = watch.on_event, on_tick = watch.on_tick, stop_status = p.action == "create" and "REVIEW_IN_PROGRESS" or nil })
@@ -915,6 +1066,27 @@ function Engine:_execute(run, name)
     return true
   end
   if lifted then self:_post_success(run, p, nil) end
+  -- an export this update removes is still imported by a stack of this run
+  -- that stops importing it: update that one first, then this one again
+  local export, user = tostring(stack_reason(r, name) or ""):match("Export (%S+) cannot be deleted as it is in use by ([%w%-]+)")
+  local up = user and run.plans[user]
+  if up and r.status == "UPDATE_ROLLBACK_COMPLETE" and not p.export_retry and up.early == nil and up.cs
+      and not up.deferred and not up.failed and up.action == "update" and not run.report.stacks[user] then
+    p.export_retry = true
+    self:_emit({ type = "message", stack = name, level = "info", text = "export " .. export .. " is still imported by "
+      .. user .. ", which stops importing it: updating " .. user .. " first, then " .. name .. " again" })
+    self:_for(up.desc)
+    local ok = self:_execute(run, user)
+    self:_for(p.desc)
+    up.early = ok and true or false
+    if ok then
+      local st = self:_describe(p.stack_id or name)
+      if st then
+        p.existing, p.action, p.cs, p.deferred = st, "update", nil, true
+        return self:_execute(run, name)
+      end
+    end
+  end
   local msg, evs = self:_explain(run, p, r)
   return fail(self, run, p, msg, { events_failed = evs, changes = p.changes })
 end
@@ -948,7 +1120,8 @@ function Engine:_delete(run, p, o)
   self:_emit({ type = "phase", stack = name, phase = "delete", text = o.recreate and
     ("deleting the failed create (" .. st.StackStatus .. ")") or "deleting" })
   run.inflight[name] = { kind = "delete", ref = st.StackId, tokens = { [tok] = true }, seen = {}, p = p }
-  local _, err = self:_call("cloudformation", "DeleteStack", { StackName = st.StackId, ClientRequestToken = tok })
+  local _, err = self:_call("cloudformation", "DeleteStack", { StackName = st.StackId, ClientRequestToken = tok,
+    RoleARN = self:_role(p.desc) })
   if err then
     run.inflight[name] = nil
     return fail(self, run, p, "cannot delete: " .. errtext(err))
@@ -1103,7 +1276,7 @@ function Engine:_summarize(run)
         lines[#lines + 1] = l
         for extra in (rest or ""):gmatch("[^\n]+") do lines[#lines + 1] = "      " .. extra:gsub("^%s+", "") end
       else
-        lines[#lines + 1] = l
+        lines[#lines + 1] = (l:gsub("%s+$", ""))
       end
     end
   end
@@ -1174,6 +1347,7 @@ function Engine:_interrupted(run)
       for _, f in ipairs(flights) do
         tasks[#tasks + 1] = function()
           local fl, p = f.fl, f.fl.p
+          self:_for(p and p.desc)
           local st = self:_describe(fl.ref)
           if st == false then
             states[f.name] = "DELETE_COMPLETE"
@@ -1312,6 +1486,7 @@ function Engine:_plan_all(run)
   for _, name in ipairs(run.order) do flat[#flat + 1] = { name = name } end
   local fg = graph.new(flat)
   graph.walk(fg, { limit = self.concurrency, run = function(name)
+    self:_for(run.plans[name].desc)
     return self:_plan(run, run.plans[name].desc)
   end, error = function(name, err)
     fail(self, run, run.plans[name], "internal error: " .. errtext(err))
@@ -1388,7 +1563,10 @@ function Engine:up(list)
       end
     end
     local states = graph.walk(g, { limit = self.concurrency,
-      run = function(name) return self:_execute(run, name) end,
+      run = function(name)
+        self:_for(run.plans[name].desc)
+        return self:_execute(run, name)
+      end,
       skip = function(name, blocker)
         result(self, run, name, { status = "skipped", error = blocker and ("dependency " .. blocker .. " failed") or "interrupted" })
       end,
@@ -1408,6 +1586,7 @@ function Engine:down(list)
     for _, name in ipairs(run.order) do flat[#flat + 1] = { name = name } end
     graph.walk(graph.new(flat), { limit = self.concurrency, run = function(name)
       local p = run.plans[name]
+      self:_for(p.desc)
       p.action = "delete"
       if p.desc.kind == "catalog-provision" then
         local pp, err = self:_pp_describe(name)
@@ -1457,6 +1636,7 @@ function Engine:down(list)
     graph.walk(g, { limit = self.concurrency, reverse = true,
       run = function(name)
         local p = run.plans[name]
+        self:_for(p.desc)
         if p.failed then return false end
         p.t0 = async.now()
         if p.desc.kind == "catalog-provision" then

@@ -11,7 +11,8 @@
 --   -s/--silent, -V/--verbose, -d/--dryrun, -O/--dryrun-output DIR,
 --   -I/--disable-iam, -F/--skip-version-check, -P/--proxy URL,
 --   --allow-data-loss, --endpoint-url URL, --output text|json, --yes,
---   --no-color, --concurrency N, --outputs-file FILE, --debug.
+--   --no-color, --concurrency N, --outputs-file FILE, --ecs-timeout DUR,
+--   --debug.
 -- project.options(local_spec) -> spec   local_spec first, then OPTIONS; a
 --   shared flag whose short name the command uses keeps only its long name
 --   (`svc push -p ecr` is --provider; --profile still works).
@@ -38,20 +39,34 @@
 --   --endpoint-url) and reads LUMU_DISABLE_IAM, LUMU_REVISION.
 --   session fields: opts, model (or nil), path, namespace, dryrun,
 --   dryrun_dir, yes, output ("text"|"json"), silent, verbose,
---   interactive (stdin is a terminal and no --yes), revision (LUMU_REVISION,
+--   ecs_timeout (--ecs-timeout, seconds), interactive (stdin is a
+--   terminal and no --yes), revision (LUMU_REVISION,
 --   CODEBUILD_RESOLVED_SOURCE_VERSION, else the git short sha, else nil),
 --   out (progress: stderr, a sink with --silent), data (stdout), err.
 --   Methods:
 --   s:say(fmt, ...)                 a progress line on out
 --   s:client(service) -> client | nil, err      cached; ctx.aws replaces
 --                                   lumu.aws (tests)
+--   s:client(service, desc) -> client | nil, err   per-stack credentials
+--                                   (the engine's client): a descriptor with
+--                                   `account` (or only `profile`) is reached
+--                                   with desc.profile, else
+--                                   model.profiles[account], else the session's
+--                                   own credentials when they are that
+--                                   account's, else by assuming desc.role
+--   s:call(service, op, params) -> result | nil, err   one operation;
+--                                   throttling and 5xx (and dropped
+--                                   connections of Describe/Get/List) are
+--                                   waited out: up to 12 attempts, 120 s
 --   s:account() -> account id | nil, err        STS GetCallerIdentity, once
 --   s:engine() -> engine | nil, err             lumu.deploy.engine{...}
 --                                   (ctx.deploy replaces lumu.deploy): the
 --                                   flags, account, revision, confirm (the
 --                                   session's prompt), secret (s.secrets,
 --                                   e.g. {GitHubToken=}), role_arn
---                                   (LUMU_CFN_ROLE_ARN/roles.cloudFormation)
+--                                   (LUMU_CFN_ROLE_ARN, else
+--                                   roles.cloudFormation: the CloudFormation
+--                                   service role), skip_version_check (-F)
 --   s:plan([environments]) -> descriptors | nil, message, code
 --   s:up(descriptors) / s:diff(descriptors) / s:down(targets)
 --     -> exit code | nil, message, code   dry-run aware; up creates the
@@ -78,7 +93,8 @@
 --   service IAM stack's output, else alias/aws/ssm) the first time;
 --   never printed
 -- project.managed_ssm(desc) -> boolean   a database whose password lumu keeps
--- project.password_version(s, name) -> version | false (missing) | nil, err
+-- project.password_version(s, name [, desc]) -> version | false (missing) | nil, err
+--   (desc: read in the account of that descriptor, as ensure_password does)
 -- project.password_key(s, desc) -> key | nil [, err, "missing"]
 -- project.order_for_delete(stacks) -> stacks   discovered stacks (tags
 --   mu:type), dependants first (project.DELETE_ORDER)
@@ -125,6 +141,8 @@ M.OPTIONS = {
   { "--no-color", desc = "no colour" },
   { "--concurrency", arg = "N", files = false, desc = "stacks deployed at once" },
   { "--outputs-file", arg = "FILE", desc = "write the deployed stacks' outputs as JSON" },
+  { "--ecs-timeout", arg = "DUR", files = false,
+    desc = "an ECS service update not stable after DUR is reported and cancelled (default 10m)" },
   { "--debug", desc = "tracebacks with internal errors" },
 }
 
@@ -666,6 +684,12 @@ function M.session(ctx, opts, how)
       return usage("--concurrency must be an integer from 1 to 64, got '" .. tostring(opts.concurrency) .. "'")
     end
   end
+  local ecs_timeout
+  if opts.ecs_timeout ~= nil then
+    local secs, derr = M.duration(tostring(opts.ecs_timeout))
+    if not secs then return usage("--ecs-timeout: " .. tostring(derr) .. " (e.g. 90s, 15m)") end
+    ecs_timeout = secs
+  end
   if opts.endpoint_url and not tostring(opts.endpoint_url):match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
     return usage("--endpoint-url must be an http:// or https:// URL, got '" .. tostring(opts.endpoint_url) .. "'")
   end
@@ -681,7 +705,7 @@ function M.session(ctx, opts, how)
 
   local s = setmetatable({
     ctx = ctx, opts = opts, name = name, getenv = getenv,
-    output = output, concurrency = concurrency,
+    output = output, concurrency = concurrency, ecs_timeout = ecs_timeout,
     yes = opts.yes == true, silent = opts.silent == true, verbose = opts.verbose == true,
     dryrun = opts.dryrun == true,
     allow_data_loss = opts.allow_data_loss == true,
@@ -829,7 +853,65 @@ function Session:_client_opts()
   return o
 end
 
-function Session:client(service)
+-- Options of a client for a stack in account desc.account (see s:client).
+function Session:_account_opts(desc)
+  local acct = desc.account and tostring(desc.account)
+  local cache_key = acct or ("profile " .. tostring(desc.profile))
+  self._acopts = self._acopts or {}
+  if self._acopts[cache_key] then return self._acopts[cache_key] end
+  local base, err = self:_client_opts()
+  if not base then return nil, err end
+  local profile = desc.profile or (acct and self.model and self.model.profiles and self.model.profiles[acct])
+  local o = {}
+  for k, v in pairs(base) do o[k] = v end
+  local aws = self.ctx.aws or require("lumu.aws")
+  if profile then
+    if self.ctx.aws then
+      o.profile = profile
+    else
+      local cfg, cerr = require("lumu.aws.config").load { profile = profile,
+        flags = { region = self.region, endpoint_url = self.endpoint_url } }
+      if not cfg then return nil, cerr end
+      o.config = cfg
+      local chain, herr = require("lumu.aws.credentials").chain { config = cfg }
+      if not chain then return nil, herr end
+      o.credentials = chain
+    end
+  else
+    local mine, aerr = self:account()
+    if not mine then return nil, aerr end
+    if mine ~= acct then
+      if not desc.role then
+        return nil, string.format("stack %s lives in account %s, but the credentials are account %s's and "
+          .. "nothing says how to reach it (give the environment a profile or role, or profiles[\"%s\"])",
+          tostring(desc.name), acct, tostring(mine), acct)
+      end
+      o.credentials = setmetatable({
+        role = desc.role, session_name = "lumu-" .. tostring(os.time()),
+        sts = function() return aws.client("sts", base) end,
+      }, AssumeChain)
+    end
+  end
+  self._acopts[cache_key] = o
+  return o
+end
+
+function Session:client(service, desc)
+  if type(desc) == "table" and (desc.account or desc.profile) then
+    local key = service .. "@" .. (desc.account and tostring(desc.account) or ("profile " .. tostring(desc.profile)))
+    local c = self._clients[key]
+    if c then return c end
+    if self.dryrun then error("project: AWS client asked for during a dry run", 2) end
+    local o, err = self:_account_opts(desc)
+    if not o then return nil, err end
+    local aws = self.ctx.aws or require("lumu.aws")
+    local copy = {}
+    for k, v in pairs(o) do copy[k] = v end
+    c, err = aws.client(service, copy)
+    if not c then return nil, err end
+    self._clients[key] = c
+    return c
+  end
   local c = self._clients[service]
   if c then return c end
   if self.dryrun then error("project: AWS client asked for during a dry run", 2) end
@@ -845,10 +927,42 @@ function Session:client(service)
 end
 
 -- Calls op on service: result | nil, err (a readable message)
+-- Whether a failed call is worth waiting for: throttling and 5xx always;
+-- dropped connections only for reads (a write may have gone through).
+local THROTTLES = { Throttling = true, ThrottlingException = true, RequestLimitExceeded = true,
+  TooManyRequestsException = true, SlowDown = true, RequestThrottled = true, RequestThrottledException = true }
+local function worth_waiting(err, op)
+  if type(err) ~= "table" then return false end
+  if THROTTLES[err.code] then return true end
+  local st = tonumber(err.status)
+  if st and st >= 500 then return true end
+  if err.kind ~= "http" then return false end
+  local o = tostring(op)
+  return o:match("^Describe") ~= nil or o:match("^Get") ~= nil or o:match("^List") ~= nil
+end
+M._worth_waiting = worth_waiting
+
+-- Runs attempt() -> res | nil, err again while err is worth waiting for
+-- (the client's own retries gave up: a throttling storm), with backoff, at
+-- most 12 times and for up to s.patience seconds (default 120).
+function Session:_patient(op, attempt)
+  local sleep = self.ctx.sleep or require("lumu.time").sleep
+  local now = self.ctx.monotonic or require("lumu.time").monotonic
+  local deadline = now() + (self.patience or 120)
+  local delay = 0.5
+  for _ = 1, 11 do
+    local res, err = attempt()
+    if res ~= nil or not worth_waiting(err, op) or now() + delay > deadline then return res, err end
+    sleep(delay * (0.5 + math.random() * 0.5))
+    delay = math.min(delay * 2, 10)
+  end
+  return attempt()
+end
+
 function Session:call(service, op, params)
   local c, err = self:client(service)
   if not c then return nil, err end
-  return c[op](c, params or {})
+  return self:_patient(op, function() return c[op](c, params or {}) end)
 end
 
 function Session:account()
@@ -901,19 +1015,24 @@ function Session:stacks(filter, all)
   local c, err = self:client("cloudformation")
   if not c then return nil, err end
   local prefix = self.namespace .. "-"
-  local out = {}
-  local ok, perr = pcall(function()
-    for page in c:paginate("DescribeStacks", {}) do
-      for _, st in ipairs(page.Stacks or {}) do
-        if type(st.StackName) == "string" and st.StackName:sub(1, #prefix) == prefix
-            and st.StackStatus ~= "DELETE_COMPLETE" and (all or st.StackStatus ~= "REVIEW_IN_PROGRESS") then
-          local info = stack_info(st)
-          if info.tags["mu:type"] and (filter == nil or filter(info)) then out[#out + 1] = info end
+  local out
+  local listed, perr = self:_patient("DescribeStacks", function()
+    out = {}
+    local ok, lerr = pcall(function()
+      for page in c:paginate("DescribeStacks", {}) do
+        for _, st in ipairs(page.Stacks or {}) do
+          if type(st.StackName) == "string" and st.StackName:sub(1, #prefix) == prefix
+              and st.StackStatus ~= "DELETE_COMPLETE" and (all or st.StackStatus ~= "REVIEW_IN_PROGRESS") then
+            local info = stack_info(st)
+            if info.tags["mu:type"] and (filter == nil or filter(info)) then out[#out + 1] = info end
+          end
         end
       end
-    end
+    end)
+    if not ok then return nil, lerr end
+    return true
   end)
-  if not ok then return nil, perr end
+  if not listed then return nil, perr end
   table.sort(out, function(a, b) return a.name < b.name end)
   return out
 end
@@ -1062,8 +1181,13 @@ function Session:engine()
   local cfn, cerr = self:client("cloudformation")
   if not cfn then return nil, cerr end
   local deploy = self.ctx.deploy or require("lumu.deploy")
+  local role = self:cfn_role()
+  if role and not tostring(role):match("^arn:[%w%-]+:iam::%d+:role/[%w+=,.@_/%-]+$") then
+    return nil, "LUMU_CFN_ROLE_ARN must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), got '"
+      .. tostring(role) .. "'"
+  end
   local eopts = {
-    client = function(svc) return self:client(svc) end,
+    client = function(svc, desc) return self:client(svc, desc) end,
     namespace = self.namespace,
     region = cfn.region or self.region,
     account = account,
@@ -1079,10 +1203,11 @@ function Session:engine()
     revision = self.revision,
     confirm = function(q) return self:confirm(q) end,
     secret = function(_, name) return self.secrets and self.secrets[name] or nil end,
-    -- not (yet) read by lumu.deploy: the CloudFormation service role the
-    -- pipelines pass (LUMU_CFN_ROLE_ARN, else roles.cloudFormation) and -F
-    role_arn = self:cfn_role(),
+    -- the CloudFormation service role (LUMU_CFN_ROLE_ARN, else
+    -- roles.cloudFormation): RoleARN of change sets and deletes
+    role_arn = role,
     skip_version_check = self.skip_version_check,
+    ecs_timeout = self.ecs_timeout,
   }
   for k, v in pairs(self.ctx.engine_extra or M.ENGINE_EXTRA or {}) do eopts[k] = v(self) end
   local eng, eerr = deploy.engine(eopts)
@@ -1153,8 +1278,16 @@ end
 M.managed_ssm = managed_ssm
 
 -- The version of an SSM parameter: version | false (missing) | nil, err
-function M.password_version(s, name)
-  local res, err = s:call("ssm", "GetParameter", { Name = name })
+-- s:call for the account of descriptor d (per-stack credentials)
+local function call_for(s, d, service, op, params)
+  if not (d and (d.account or d.profile)) then return s:call(service, op, params) end
+  local c, err = s:client(service, d)
+  if not c then return nil, err end
+  return c[op](c, params or {})
+end
+
+function M.password_version(s, name, d)
+  local res, err = call_for(s, d, "ssm", "GetParameter", { Name = name })
   if not res then
     if type(err) == "table" and err.code == "ParameterNotFound" then return false end
     return nil, err
@@ -1168,7 +1301,17 @@ function M.password_key(s, d)
   if k == nil then return nil end
   if type(k) == "string" then return k end
   if type(k) == "table" and k.stack then
-    local st, err = s:stack(k.stack)
+    local st, err
+    if d.account or d.profile then
+      local res, derr = call_for(s, d, "cloudformation", "DescribeStacks", { StackName = k.stack })
+      if res and res.Stacks and res.Stacks[1] then
+        st = M._stack_info(res.Stacks[1])
+      elseif derr and not is_missing(derr) then
+        err = derr
+      end
+    else
+      st, err = s:stack(k.stack)
+    end
     if err then return nil, err end
     local v = st and st.outputs[k.output or "DatabaseKeyArn"]
     if not v then
@@ -1183,7 +1326,7 @@ end
 function M.ensure_password(s, d, opts)
   opts = opts or {}
   local name = d.password.name
-  local v, err = M.password_version(s, name)
+  local v, err = M.password_version(s, name, d)
   if v == nil then return nil, err end
   if v then return v end
   local key, kerr, missing = M.password_key(s, d)
@@ -1194,11 +1337,11 @@ function M.ensure_password(s, d, opts)
     Description = "lumu: master password of " .. d.name }
   if key then params.KeyId = key end
   value = nil -- luacheck: ignore (drop our reference early)
-  local res, perr = s:call("ssm", "PutParameter", params)
+  local res, perr = call_for(s, d, "ssm", "PutParameter", params)
   params.Value = nil
   if not res then
     if type(perr) == "table" and perr.code == "ParameterAlreadyExists" then
-      return M.password_version(s, name)
+      return M.password_version(s, name, d)
     end
     return nil, perr
   end
@@ -1226,6 +1369,13 @@ function Session:_run(action, descs)
   if not eng then return nil, self.name .. ": " .. tostring(err), M.EXIT.failure end
   local report = eng[action](eng, descs)
   return report_code(report), report
+end
+
+-- _run for a command's result: exit code | nil, message, code
+function Session:_result(action, descs)
+  local code, report, ecode = self:_run(action, descs)
+  if code == nil then return nil, report, ecode end
+  return code
 end
 
 function Session:up(descs)
@@ -1256,22 +1406,72 @@ function Session:up(descs)
     for _, d in ipairs(first) do
       if not managed_ssm(d) then phase1[#phase1 + 1] = d; firstset[d.name] = true end
     end
+    -- a failure in phase 1 stops only what depends on the failed stacks
+    -- (one environment failing leaves the other to finish)
+    local code1, bad = 0, {}
     if #phase1 > 0 then
-      local code = self:_run("up", phase1)
-      if code ~= 0 then return code end
+      local code, report, ecode = self:_run("up", phase1)
+      if code == nil then return nil, report, ecode end
+      if code == M.EXIT.interrupted or code == M.EXIT.not_confirmed then return code end
+      if code ~= 0 then
+        code1 = code
+        for name, r in pairs(type(report) == "table" and report.stacks or {}) do
+          if r.status ~= "created" and r.status ~= "updated" and r.status ~= "no changes" then bad[name] = true end
+        end
+        if next(bad) == nil then return code end
+      end
+    end
+    local byname = {}
+    for _, d in ipairs(descs) do byname[d.name] = d end
+    local memo = {}
+    local function blocker(d, depth)
+      if memo[d.name] ~= nil then return memo[d.name] end
+      local found = false
+      if depth < 256 then
+        for _, dep in ipairs(d.depends or {}) do
+          if bad[dep] then found = dep break end
+          local dd = byname[dep]
+          if dd then
+            local b = blocker(dd, depth + 1)
+            if b then found = b break end
+          end
+        end
+      end
+      memo[d.name] = found
+      return found
+    end
+    local blocked = {}
+    for _, d in ipairs(descs) do
+      if not firstset[d.name] then
+        local b = blocker(d, 0)
+        if b then
+          blocked[#blocked + 1] = d.name
+          firstset[d.name] = true
+          self:say("%s: skipped: dependency %s failed", d.name, b)
+        end
+      end
     end
     for _, d in ipairs(pending) do
-      local v, err = M.ensure_password(self, d)
-      if not v then
-        return nil, self.name .. ": " .. d.name .. ": master password: " .. tostring(err), M.EXIT.failure
+      if not blocker(d, 0) then
+        local v, err = M.ensure_password(self, d)
+        if not v then
+          return nil, self.name .. ": " .. d.name .. ": master password: " .. tostring(err), M.EXIT.failure
+        end
+        set_version(d, v)
       end
-      set_version(d, v)
     end
     local rest = without(descs, firstset)
-    if #rest == 0 then return 0 end
-    return (self:_run("up", rest))
+    local code2 = 0
+    if #rest > 0 then
+      local c, e2, ec2 = self:_run("up", rest)
+      if c == nil then return nil, e2, ec2 end
+      code2 = c
+    end
+    if code2 == M.EXIT.interrupted or code2 == M.EXIT.not_confirmed then return code2 end
+    if code1 ~= 0 or code2 ~= 0 or #blocked > 0 then return M.EXIT.failure end
+    return 0
   end
-  return (self:_run("up", descs))
+  return self:_result("up", descs)
 end
 
 -- lumu diff's exit status: 0 no changes, 2 changes, 1 error (Terraform's
@@ -1299,7 +1499,7 @@ function Session:diff(descs)
   if self.dryrun then return M.dryrun(self, descs, "diff") end
   for _, d in ipairs(descs) do
     if managed_ssm(d) then
-      local v = M.password_version(self, d.password.name)
+      local v = M.password_version(self, d.password.name, d)
       if v then set_version(d, v) end
     end
   end
@@ -1346,9 +1546,9 @@ function Session:down(targets)
   if order then
     local deploy_order = {}
     for i = #order, 1, -1 do deploy_order[#deploy_order + 1] = order[i] end
-    return (self:_run("down", deploy_order))
+    return self:_result("down", deploy_order)
   end
-  return (self:_run("down", targets))
+  return self:_result("down", targets)
 end
 
 -- ImageTag (ECS) / RevisionKey (EC2) of the service stacks: tag

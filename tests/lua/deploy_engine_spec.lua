@@ -126,7 +126,8 @@ describe("lumu.deploy against fakeaws", function()
     assert.are.equal("CREATE_COMPLETE", st.StackStatus)
     local tags = {}
     for _, t in ipairs(st.Tags) do tags[t.Key] = t.Value end
-    assert.are.same({ ["mu:type"] = "test", ["mu:environment"] = "dev", ["mu:revision"] = "rev1" }, tags)
+    assert.are.same({ ["mu:type"] = "test", ["mu:environment"] = "dev", ["mu:revision"] = "rev1",
+      ["lumu:version"] = require("lumu.version").version }, tags)
     local pol = json.decode(cfn:GetStackPolicy { StackName = "t-create" }.StackPolicyBody)
     assert.are.equal("Deny", pol.Statement[1].Effect)
     assert.is_false(st.EnableTerminationProtection)
@@ -250,6 +251,71 @@ describe("lumu.deploy against fakeaws", function()
     assert.matches("Summary: 1 created, 1 failed, 1 skipped", out:text())
   end)
 
+  it("leaves no REVIEW_IN_PROGRESS stack behind for creates never executed (deferred ones too)", function()
+    local function pair(prefix, fail)
+      local a = desc(prefix .. "-a", { X = topic(fail and { Metadata = { ["fake:fail"] = "nope" } } or nil) },
+        { outputs = { Topic = { Value = { Ref = "X" }, Export = { Name = prefix .. "-a-Topic" } } } })
+      local b = desc(prefix .. "-b", { Y = { Type = "AWS::SNS::Subscription", Properties = { Protocol = "email",
+        Endpoint = "a@example.com", TopicArn = { ["Fn::ImportValue"] = prefix .. "-a-Topic" } } } },
+        { depends = { prefix .. "-a" } })
+      return { a, b }
+    end
+    -- b's change set waits for a's export (deferred); a fails, b is skipped
+    local eng, out = engine()
+    local rep = eng:up(pair("t-rv", true))
+    assert.are.equal(1, rep.exit_code)
+    assert.are.equal("skipped", rep.stacks["t-rv-b"].status)
+    assert.matches("change set after t%-rv%-a", out:text())
+    assert.is_nil(stack("t-rv-b"))
+    -- a diff of two new stacks, the second deferred
+    rep = engine():diff(pair("t-rvd", false))
+    assert.are.equal(0, rep.exit_code)
+    assert.is_nil(stack("t-rvd-a"))
+    assert.is_nil(stack("t-rvd-b"))
+    -- not confirmed
+    rep = engine({ yes = false }):up(pair("t-rvn", false))
+    assert.are.equal(4, rep.exit_code)
+    assert.is_nil(stack("t-rvn-b"))
+    for _, s in ipairs(cfn:ListStacks {}.StackSummaries) do
+      assert.are_not.equal("REVIEW_IN_PROGRESS", s.StackStatus, s.StackName)
+    end
+  end)
+
+  it("updates the importer first when an update drops an export still in use, then the exporter", function()
+    local function exporter(with_b)
+      local outs = { A = { Value = { Ref = "TA" }, Export = { Name = "t-exp-A" } } }
+      if with_b then outs.B = { Value = { Ref = "TB" }, Export = { Name = "t-exp-B" } } end
+      return desc("t-exp", { TA = topic(), TB = topic() }, { outputs = outs })
+    end
+    local function importer(with_b)
+      local res = { SA = { Type = "AWS::SNS::Subscription", Properties = { Protocol = "email", Endpoint = "a@example.com",
+        TopicArn = { ["Fn::ImportValue"] = "t-exp-A" } } } }
+      if with_b then
+        res.SB = { Type = "AWS::SNS::Subscription", Properties = { Protocol = "email", Endpoint = "b@example.com",
+          TopicArn = { ["Fn::ImportValue"] = "t-exp-B" } } }
+      end
+      return desc("t-imp", res, { depends = { "t-exp" } })
+    end
+    assert.are.equal(0, engine():up({ exporter(true), importer(true) }).exit_code)
+    local eng, out = engine()
+    local rep = eng:up({ exporter(false), importer(false) })
+    assert.are.equal(0, rep.exit_code, out:text())
+    assert.are.same({ "updated", "updated" }, { rep.stacks["t-exp"].status, rep.stacks["t-imp"].status })
+    assert.matches("export t%-exp%-B is still imported by t%-imp, which stops importing it: updating t%-imp first",
+      out:text())
+    local names = {}
+    for _, e in ipairs(cfn:ListExports {}.Exports) do names[#names + 1] = e.Name end
+    table.sort(names)
+    assert.are.same({ "t-exp-A" }, names)
+    -- an importer that keeps importing it: the failure says why (the stack's own reason)
+    assert.are.equal(0, engine():up({ exporter(true), importer(true) }).exit_code)
+    rep = engine():up({ exporter(false), desc("t-imp2", { S = { Type = "AWS::SNS::Subscription", Properties = {
+      Protocol = "email", Endpoint = "c@example.com", TopicArn = { ["Fn::ImportValue"] = "t-exp-B" } } } }) })
+    assert.are.equal(1, rep.exit_code)
+    assert.matches("UPDATE_ROLLBACK_COMPLETE: Export t%-exp%-B cannot be deleted as it is in use by t%-imp",
+      rep.stacks["t-exp"].error)
+  end)
+
   it("deploys independent stacks concurrently (wall ~ max, not sum)", function()
     local function stacks(prefix)
       local list = {}
@@ -280,6 +346,14 @@ describe("lumu.deploy against fakeaws", function()
     -- without --yes and without a TTY nothing is deleted
     local rep0 = engine({ yes = false }):up({ desc("t-rc", { X = topic() }) })
     assert.are.equal(4, rep0.exit_code)
+    assert.are.equal(old.StackId, stack("t-rc").StackId)
+    -- on a terminal the question names the re-create; "no" keeps the failed stack
+    local seen
+    local repq = engine({ yes = false, interactive = true, confirm = function(q) seen = q return false end })
+      :up({ desc("t-rc", { X = topic() }) })
+    assert.are.equal(4, repq.exit_code)
+    assert.matches("t%-rc: re%-create: the failed create %(ROLLBACK_COMPLETE%) is deleted first", seen.text)
+    assert.are.same({ "t-rc" }, seen.stacks)
     assert.are.equal(old.StackId, stack("t-rc").StackId)
     local eng, out = engine()
     local rep = eng:up({ desc("t-rc", { X = topic() }) })
@@ -607,5 +681,148 @@ describe("lumu.deploy against fakeaws", function()
     assert.matches("Re%-run the same command to resume", text)
     assert.matches("EXIT 130 interrupted", text)
     control("/config", { time_scale = 1 })
+  end)
+
+  -- a client that records the parameters of every CloudFormation call
+  local function recording(log)
+    return function(service)
+      local c = client(service)
+      if service ~= "cloudformation" then return c end
+      return setmetatable({}, { __index = function(_, op)
+        return function(_, params)
+          log[#log + 1] = { op = op, params = params }
+          return c[op](c, params)
+        end
+      end })
+    end
+  end
+
+  local function roles_of(log, op)
+    local out, n = {}, 0
+    for _, e in ipairs(log) do
+      if e.op == op then
+        n = n + 1
+        out[#out + 1] = e.params.RoleARN or "none"
+      end
+    end
+    return out, n
+  end
+
+  it("passes the CloudFormation service role (RoleARN), and none when it is unset", function()
+    local R1 = "arn:aws:iam::" .. ACCOUNT .. ":role/mu-cloudformation-common-us-east-1"
+    local R2 = "arn:aws:iam::" .. ACCOUNT .. ":role/other-cfn-role"
+    assert.has_error(function() engine({ role_arn = "mu-cloudformation-common" }) end)
+    assert.has_error(function() engine({ role_arn = 42 }) end)
+    -- with a role: every CreateChangeSet, and the deletes
+    local log = {}
+    local rep = engine({ role_arn = R1, client = recording(log) }):up({ desc("t-role", { T = topic() }) })
+    assert.are.equal(0, rep.exit_code)
+    assert.are.same({ R1 }, (roles_of(log, "CreateChangeSet")))
+    assert.are.equal(R1, stack("t-role").RoleARN)
+    -- a diff of a new stack deletes its REVIEW_IN_PROGRESS stack with the role too
+    log = {}
+    rep = engine({ role_arn = R1, client = recording(log) }):diff({ desc("t-role-new", { T = topic() }) })
+    assert.are.equal(0, rep.exit_code)
+    assert.are.same({ R1 }, (roles_of(log, "CreateChangeSet")))
+    assert.are.same({ R1 }, (roles_of(log, "DeleteStack")))
+    local id = stack("t-role").StackId
+    log = {}
+    rep = engine({ role_arn = R2, client = recording(log) }):down({ desc("t-role", { T = topic() }) })
+    assert.are.equal(0, rep.exit_code)
+    assert.are.same({ R2 }, (roles_of(log, "DeleteStack")))
+    local gone = cfn:DescribeStacks { StackName = id }.Stacks[1]
+    assert.are.same({ "DELETE_COMPLETE", R2 }, { gone.StackStatus, gone.RoleARN })
+    -- per stack: desc.role_arn wins; a stack in another account gets no role of this one
+    log = {}
+    local other = desc("t-role-acct", { T = topic() })
+    other.account = "210987654321"
+    local own = desc("t-role-own", { T = topic() })
+    own.role_arn = R2
+    rep = engine({ role_arn = R1, client = recording(log) }):diff({ other, own })
+    assert.are.equal(0, rep.exit_code)
+    local byname = {}
+    for _, e in ipairs(log) do
+      if e.op == "CreateChangeSet" then byname[e.params.StackName] = e.params.RoleARN or "none" end
+    end
+    assert.are.same({ ["t-role-acct"] = "none", ["t-role-own"] = R2 }, byname)
+    -- without one: no RoleARN anywhere, and the stack has none
+    log = {}
+    rep = engine({ client = recording(log) }):up({ desc("t-norole", { T = topic() }) })
+    assert.are.equal(0, rep.exit_code)
+    local got, n = roles_of(log, "CreateChangeSet")
+    assert.are.same({ "none" }, got)
+    assert.are.equal(1, n)
+    assert.is_nil(stack("t-norole").RoleARN)
+    id = stack("t-norole").StackId
+    log = {}
+    assert.are.equal(0, engine({ client = recording(log) }):down({ "t-norole" }).exit_code)
+    assert.are.same({ "none" }, (roles_of(log, "DeleteStack")))
+    assert.is_nil(cfn:DescribeStacks { StackName = id }.Stacks[1].RoleARN)
+    -- fakeaws refuses what is not a role ARN (as CloudFormation does)
+    local res, err = cfn:CreateChangeSet { StackName = "t-role-bad", ChangeSetName = "c1", ChangeSetType = "CREATE",
+      TemplateBody = json.encode({ Resources = { T = topic() } }), RoleARN = "arn:aws:iam::" .. ACCOUNT .. ":user/x" }
+    assert.is_nil(res)
+    assert.are.equal("ValidationError", err.code)
+    assert.matches("is invalid or cannot be assumed", err.message)
+  end)
+
+  it("recovers UPDATE_ROLLBACK_FAILED with the service role", function()
+    local R = "arn:aws:iam::" .. ACCOUNT .. ":role/cfn"
+    assert.are.equal(0, engine():up({ desc("t-urf-role", { A = topic({ Properties = { DisplayName = "a1" } }) }) }).exit_code)
+    local v2 = desc("t-urf-role", { A = topic({ Properties = { DisplayName = "a2" },
+      Metadata = { ["fake:fail-rollback"] = "stuck", ["fake:fail"] = "broken" } }) })
+    assert.are.equal(1, engine():up({ v2 }).exit_code)
+    assert.are.equal("UPDATE_ROLLBACK_FAILED", stack("t-urf-role").StackStatus)
+    local log = {}
+    local rep = engine({ role_arn = R, client = recording(log) }):up({ desc("t-urf-role", { A = topic() }) })
+    assert.are.equal(0, rep.exit_code)
+    assert.are.same({ R }, (roles_of(log, "ContinueUpdateRollback")))
+    assert.are.same({ R }, (roles_of(log, "CreateChangeSet")))
+  end)
+
+  it("refuses to update a stack last deployed by a newer lumu unless skip_version_check (-F)", function()
+    local function d(v) return desc("t-ver", { T = topic({ Properties = { DisplayName = v } }) }) end
+    assert.are.equal(0, engine({ version = "0.3.0" }):up({ d("1") }).exit_code)
+    local function tag()
+      for _, t in ipairs(stack("t-ver").Tags) do
+        if t.Key == "lumu:version" then return t.Value end
+      end
+    end
+    assert.are.equal("0.3.0", tag())
+    -- an older lumu: refused before any change set, the stack untouched
+    control("/calls/reset", {})
+    local eng, out = engine({ version = "0.2.9" })
+    local rep = eng:up({ d("2") })
+    assert.are.equal(1, rep.exit_code)
+    assert.are.equal("failed", rep.stacks["t-ver"].status)
+    assert.matches("last deployed by lumu 0%.3%.0, newer than this lumu 0%.2%.9", rep.stacks["t-ver"].error)
+    assert.matches("%-F/%-%-skip%-version%-check", rep.stacks["t-ver"].error)
+    assert.matches("failed%s+t%-ver%s+last deployed by lumu 0%.3%.0", out:text())
+    assert.are.equal(0, #calls("CreateChangeSet"))
+    assert.is_nil(stack("t-ver").LastUpdatedTime)
+    -- its dependants are skipped as for any failure
+    rep = engine({ version = "0.2.9" }):up({ d("2"), desc("t-ver-dep", { T = topic() }, { depends = { "t-ver" } }) })
+    assert.are.same({ "failed", "skipped" }, { rep.stacks["t-ver"].status, rep.stacks["t-ver-dep"].status })
+    -- diff only warns
+    local deng, dout = engine({ version = "0.2.9" })
+    rep = deng:diff({ d("2") })
+    assert.are.equal(0, rep.exit_code)
+    assert.are.equal("changes", rep.stacks["t-ver"].status)
+    assert.matches("up will refuse to update it without %-F", dout:text())
+    -- a newer patch of the same 0.x minor, and a newer lumu, are fine
+    assert.are.equal(0, engine({ version = "0.3.7" }):up({ d("3") }).exit_code)
+    assert.are.equal("0.3.7", tag())
+    -- -F: updated with a warning, and the tag is this lumu's now
+    assert.are.equal(0, engine({ version = "0.4.0" }):up({ d("4") }).exit_code)
+    local feng, fout = engine({ version = "0.3.7", skip_version_check = true })
+    rep = feng:up({ d("5") })
+    assert.are.equal(0, rep.exit_code, fout:text())
+    assert.are.equal("updated", rep.stacks["t-ver"].status)
+    assert.matches("t%-ver: warning: last deployed by lumu 0%.4%.0, newer than this lumu 0%.3%.7: updating it anyway", fout:text())
+    assert.are.equal("0.3.7", tag())
+    -- deleting is never refused
+    assert.are.equal(0, engine({ version = "0.4.0" }):up({ d("6") }).exit_code)
+    assert.are.equal(0, engine({ version = "0.1.0" }):down({ "t-ver" }).exit_code)
+    assert.has_error(function() engine({ version = 1 }) end)
   end)
 end)

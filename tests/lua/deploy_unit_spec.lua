@@ -251,6 +251,15 @@ local function scripted_cfn(o)
       return nil, { code = "Throttling", message = "Rate exceeded", status = 400, retryable = true }
     end
     if o.step then o.step(self, self.n) end
+    if o.stable then
+      -- tokens as CloudFormation's and fakeaws's: a position that new events do not move
+      local size = o.page or 2
+      local stop = tonumber(p.NextToken or tostring(#self.events))
+      local page = {}
+      for i = stop, math.max(1, stop - size + 1), -1 do page[#page + 1] = self.events[i] end
+      local rest = stop - size
+      return { StackEvents = page, NextToken = rest >= 1 and tostring(rest) or nil }
+    end
     local all = {}
     for i = #self.events, 1, -1 do all[#all + 1] = self.events[i] end
     local start = tonumber(p.NextToken or "1")
@@ -308,6 +317,40 @@ describe("lumu.deploy.events.tail", function()
     assert.are.equal("stack", emitted[1].type)
     assert.are.equal("resource", emitted[2].type)
     assert.are.equal(12, #r.events)
+  end)
+
+  it("resumes a scan cut short by throttling from its token: progress in a storm, nothing lost or repeated", function()
+    -- 60 events, 3 per page, and every third call throttled: a scan from the
+    -- top would never get through 20 pages in a row
+    local c = scripted_cfn({ stable = true, page = 3, step = function(self, n)
+      if n == 1 then
+        self:push("start", "s", "UPDATE_IN_PROGRESS", "User Initiated", "tok")
+        for i = 1, 58 do self:push("r" .. i, "R" .. i, i % 2 == 0 and "UPDATE_COMPLETE" or "UPDATE_IN_PROGRESS", nil, "tok") end
+      elseif n == 40 then
+        self:push("end", "s", "UPDATE_COMPLETE", nil, "tok")
+      end
+    end })
+    local real = c.DescribeStackEvents
+    c.DescribeStackEvents = function(self, p)
+      if self.n > 400 then error("no progress after 400 calls", 0) end
+      if (self.n + 1) % 3 == 0 then
+        self.n = self.n + 1
+        return nil, { code = "Throttling", message = "Rate exceeded", status = 400, retryable = true }
+      end
+      return real(self, p)
+    end
+    local emitted = {}
+    local r = async.run(function()
+      return events.tail(ctx_for(c, emitted), { stack = "s", ref = "arn:s", tokens = { tok = true } })
+    end)
+    assert.are.equal("UPDATE_COMPLETE", r.status)
+    local ids = {}
+    for _, ev in ipairs(emitted) do ids[#ids + 1] = ev.id end
+    local want = { "start" }
+    for i = 1, 58 do want[#want + 1] = "r" .. i end
+    want[#want + 1] = "end"
+    assert.are.same(want, ids)
+    assert.is_true(r.polls < 40, "polls: " .. r.polls)
   end)
 
   it("joins an operation in progress from its start event", function()
@@ -400,6 +443,23 @@ describe("lumu.deploy engine", function()
     assert.error_matches(function() eng:up({ { name = "a" } }) end, "has no template")
     assert.error_matches(function() eng:diff({ 42 }) end, "not a stack descriptor")
     assert.error_matches(function() eng:outputs(1) end, "stack name expected")
+  end)
+
+  it("compares lumu versions as the version guard does (major; minor for 0.x)", function()
+    local newer = deploy.version_newer
+    assert.is_true(newer("0.2.0", "0.1.9"))
+    assert.is_true(newer("1.0.0", "0.9.9"))
+    assert.is_true(newer("2.0.0", "1.9.0"))
+    assert.is_true(newer("v0.3.0-rc1", "0.2.0"))
+    assert.is_true(newer("3", "2.5.0"))
+    assert.is_false(newer("0.1.5", "0.1.0"))    -- a newer patch: compatible
+    assert.is_false(newer("1.9.0", "1.0.0"))    -- a newer minor of 1.x: compatible
+    assert.is_false(newer("0.1.0", "0.2.0"))    -- older: fine
+    assert.is_false(newer("1.0.0", "1.0.0"))
+    for _, bad in ipairs({ "", "dev", "x.1", "1e3.0", string.rep("9", 40) .. ".0", {}, false }) do
+      assert.is_false(newer(bad, "0.1.0"))
+      assert.is_false(newer("9.0.0", bad))
+    end
   end)
 
   it("builds the policies and knows production-like names", function()

@@ -1,14 +1,27 @@
 --- `lumu svc push|deploy|undeploy|show|logs|exec|restart` (alias
 -- `service`): mu's service commands.
 --
---   svc push [-t TAG] [-p ecr] [-s SVC]   builds the image with docker or
---       podman (LUMU_CONTAINER_ENGINE, else the first on PATH; a clear error
---       when neither is there) and pushes it to the service's ECR
---       repository (its stack is deployed first).  ECR login through
---       GetAuthorizationToken, the password handed over stdin into a
---       throw-away credentials store; never printed or kept.  Tag: --tag,
---       else LUMU_REVISION / CodeBuild's source version / the git short sha,
---       else a UTC timestamp (YYYYMMDDhhmmss).  stdout: the pushed image.
+--   svc push [-t TAG] [-p ecr|s3] [-k KEY] [-s SVC]   the provider is
+--       --provider, else ecr when the service's Dockerfile exists, else s3
+--       (mu's rule).
+--       ecr: builds the image with docker or podman (LUMU_CONTAINER_ENGINE,
+--       else the first on PATH; a clear error when neither is there) and
+--       pushes it to the service's ECR repository (its stack is deployed
+--       first).  ECR login through GetAuthorizationToken, the password
+--       handed over stdin into a throw-away credentials store; never printed
+--       or kept.  stdout: the pushed image.
+--       s3 (CodeDeploy, the ec2 provider): zips the project directory (the
+--       configuration's; without .git/.hg/.svn, symlinks and special files
+--       skipped, at most 256 MiB) with lumu.zip and uploads it to
+--       s3://<bucket>/<service>/<tag>.zip -- the key `svc deploy` passes as
+--       RevisionKey.  The bucket is the service's pipeline.build.bucket, else
+--       the <ns>-bucket-codedeploy stack's (deployed first).  -k KEY: SSE-KMS
+--       with that key (else the bucket's default encryption).  The object
+--       records the revision (metadata lumu-revision, lumu-service,
+--       lumu-sha256 of the zip).  stdout: the s3:// URL.  A bundle without
+--       appspec.yml gets a warning (CodeDeploy needs one).
+--       Tag: --tag, else LUMU_REVISION / CodeBuild's source version / the
+--       git short sha, else a UTC timestamp (YYYYMMDDhhmmss).
 --   svc deploy ENV [-t TAG] [-s SVC]   the service stacks (service IAM,
 --       repository, tables, service, schedules) of ENV; ImageTag is --tag,
 --       else the revision (the stacks' mu:revision).
@@ -79,6 +92,69 @@ end
 
 -- push ------------------------------------------------------------------------
 
+-- The S3 (CodeDeploy) provider: zip the project and upload it.  0 | nil, message, code
+local function push_bundle(ctx, s, svc, tag, stacks, opts, basedir)
+  local key = svc.name .. "/" .. tag .. ".zip"
+  if opts.kms_key ~= nil and not tostring(opts.kms_key):match("^[%w:/_%-]+$") then
+    return nil, s.name .. ": invalid --kms-key '" .. tostring(opts.kms_key) .. "'", 2
+  end
+  local given = svc.pipeline and svc.pipeline.build and svc.pipeline.build.bucket
+  local bucket_desc
+  if not given then
+    local want = s.namespace .. "-bucket-codedeploy"
+    for _, d in ipairs(stacks) do
+      if d.name == want then bucket_desc = d end
+    end
+    if not bucket_desc then
+      -- not in the plan (no ec2 environment): made as lumu synth would
+      bucket_desc = require("lumu.gen.service").bucket_stack(s.model, { namespace = s.namespace })
+      require("lumu.gen.nag").annotate(bucket_desc.template, { parameters = bucket_desc.parameters })
+      bucket_desc.body = json.encode(bucket_desc.template, { pretty = true, sort_keys = true })
+    end
+  end
+  local zip = require "lumu.zip"
+  local body, info = zip.dir(basedir, { max_bytes = ctx.max_bundle_bytes })
+  if not body then return nil, s.name .. ": " .. svc.name .. ": cannot zip " .. basedir .. ": " .. tostring(info), 1 end
+  if not fs.isfile(fs.join(basedir, "appspec.yml")) and not fs.isfile(fs.join(basedir, "appspec.yaml")) then
+    s:warn("%s: no appspec.yml in %s: CodeDeploy will refuse the revision", svc.name, basedir)
+  end
+  for _, name in ipairs(info.skipped) do s:say("%s: left out of the bundle: %s (not a file or directory)", svc.name, name) end
+  local what = string.format("%d file%s, %d bytes, zipped to %d", info.files, info.files == 1 and "" or "s",
+    info.bytes, #body)
+  if s.dryrun then
+    if bucket_desc then
+      local rc, derr, dcode = project.dryrun(s, { bucket_desc }, "up")
+      if rc ~= 0 then return rc, derr, dcode end
+    end
+    s:say("dry run: would upload %s (%s) to s3://%s/%s", basedir, what, given or "<bucket of " .. bucket_desc.name .. ">",
+      key)
+    return 0
+  end
+  local bucket = given
+  if not bucket then
+    local rc, uerr, ucode = s:up({ bucket_desc })
+    if rc ~= 0 then return rc, uerr, ucode end
+    local st, serr = s:stack(bucket_desc.name)
+    if not st then return nil, s.name .. ": " .. (serr and tostring(serr) or ("no stack " .. bucket_desc.name)), 1 end
+    bucket = st.outputs.Bucket
+    if not bucket or bucket == "" then return nil, s.name .. ": stack " .. bucket_desc.name .. " has no Bucket output", 1 end
+  end
+  local crypto = require "lumu.crypto"
+  local params = { Bucket = bucket, Key = key, Body = body, ContentType = "application/zip",
+    Metadata = { ["lumu-revision"] = tag, ["lumu-service"] = svc.name,
+      ["lumu-sha256"] = crypto.hex(crypto.sha256(body)) } }
+  if opts.kms_key then
+    params.ServerSideEncryption = "aws:kms"
+    params.SSEKMSKeyId = opts.kms_key
+  end
+  s:say("%s: uploading %s (%s) to s3://%s/%s", svc.name, basedir, what, bucket, key)
+  local res, perr = s:call("s3", "PutObject", params)
+  if not res then return nil, s.name .. ": " .. svc.name .. ": upload to s3://" .. bucket .. "/" .. key .. ": " .. tostring(perr), 1 end
+  if res.VersionId and res.VersionId ~= "" then s:say("%s: s3://%s/%s version %s", svc.name, bucket, key, res.VersionId) end
+  s.data:write("s3://", bucket, "/", key, "\n")
+  return 0
+end
+
 local function push(ctx, args, opts)
   ctx = ctx or {}
   local s, err, code = project.session(ctx, opts)
@@ -104,11 +180,9 @@ local function push(ctx, args, opts)
     local dockerfile = fs.join(basedir, svc.dockerfile or "Dockerfile")
     local provider = opts.provider or (fs.isfile(dockerfile) and "ecr" or "s3")
     if provider == "s3" then
-      return nil, s.name .. ": " .. svc.name .. ": no " .. (svc.dockerfile or "Dockerfile")
-        .. " in " .. basedir .. (opts.provider and "" or " (so the CodeDeploy bundle provider, s3)")
-        .. ": pushing bundles to S3 is not supported yet", 1
-    end
-    if svc.imageRepository then
+      local rc, perr, pcode = push_bundle(ctx, s, svc, tag, stacks, opts, basedir)
+      if rc ~= 0 then return rc, perr, pcode end
+    elseif svc.imageRepository then
       s:say("%s: uses the image %s: nothing to push", svc.name, svc.imageRepository)
     else
       if not fs.isfile(dockerfile) then
@@ -474,14 +548,18 @@ return project.group {
   name = "svc",
   summary = "push, deploy, undeploy, show, restart services, run commands and read logs (mu's service)",
   subcommands = {
-    { name = "push", run = push, usage = "lumu svc push [-t TAG] [-p ecr] [-s SERVICE]",
-      summary = "build the service's image with docker or podman and push it to ECR",
-      help = "The tag is --tag, else LUMU_REVISION, CodeBuild's source version or the git short sha, else a UTC\n"
-        .. "timestamp.  Prints the pushed image on stdout.",
+    { name = "push", run = push, usage = "lumu svc push [-t TAG] [-p ecr|s3] [-k KEY] [-s SERVICE]",
+      summary = "build and push the service's image to ECR, or zip the project to S3 for CodeDeploy",
+      help = "ecr (default with a Dockerfile): builds the image with docker or podman and pushes it to the\n"
+        .. "service's ECR repository; prints the image.  s3 (default without one: the ec2 provider's\n"
+        .. "CodeDeploy revision): zips the project directory (no .git) to s3://<codedeploy bucket>/<svc>/<tag>.zip;\n"
+        .. "prints the s3:// URL.  The tag is --tag, else LUMU_REVISION, CodeBuild's source version or the git\n"
+        .. "short sha, else a UTC timestamp.",
       options = {
         { "-t", "--tag", arg = "TAG", files = false, desc = "image tag (default: the git short sha)" },
-        { "-p", "--provider", arg = "PROVIDER", choices = { "ecr", "s3" }, desc = "ecr (default with a Dockerfile)" },
-        { "-k", "--kms-key", arg = "KEY", files = false, desc = "KMS key for S3 bundles (mu; unused for ecr)" },
+        { "-p", "--provider", arg = "PROVIDER", choices = { "ecr", "s3" },
+          desc = "ecr (default with a Dockerfile) or s3 (CodeDeploy bundle)" },
+        { "-k", "--kms-key", arg = "KEY", files = false, desc = "KMS key (id, ARN or alias) for s3 bundles (SSE-KMS)" },
         SERVICE_OPT,
       } },
     { name = "deploy", run = deploy, usage = "lumu svc deploy ENV [-t TAG] [-s SERVICE]",

@@ -32,11 +32,13 @@
 --   o.on_tick(info) called after each poll (info: status=, reason=,
 --   resources = {logical id -> status}, last = last event), o.on_event(ev).
 --   New events are emitted oldest first, each exactly once (pages are
---   followed until a known event), so nothing is lost when polls are slow.
+--   followed until a known event), so nothing is lost when polls are slow;
+--   a scan cut short (an error on a later page, or 50 pages) is resumed
+--   from its NextToken by the next poll.
 --   The interval starts at poll.min, grows x1.25 up to poll.max while nothing
 --   happens and back to min on news; throttling and other retryable errors
---   double it up to poll.throttle_max and never end the wait; 5 other
---   errors in a row do.  A terminal stack event is confirmed with one
+--   double it up to poll.throttle_max (unless pages came through before the
+--   error) and never end the wait; 5 other errors in a row do.  A terminal stack event is confirmed with one
 --   DescribeStacks (which also gives the outputs); without stack events
 --   DescribeStacks is asked every 6th idle poll (and believed once the
 --   operation's events were seen, or after 12 idle polls: endpoints that
@@ -122,36 +124,74 @@ function M.tail(ctx, o)
     if not st then return "gone" end
     return st
   end
-  -- newest first, stopping at what we know
+  -- newest first, stopping at what we know.  A scan cut short (an error,
+  -- throttling included, or 50 pages) is kept and resumed from its NextToken
+  -- by the next poll, so a storm that fails one page in a few still makes
+  -- progress and loses nothing.
+  local partial
+  -- true when a page of a resumed scan holds an event newer than the oldest
+  -- one kept: the endpoint's tokens moved with new events (then the scan
+  -- starts again from the top; what it had is found again)
+  local function moved(page, floor, have)
+    if not floor then return false end
+    for _, ev in ipairs(page) do
+      local t = tonumber(ev.Timestamp)
+      if t and t > floor and not have[ev.EventId] then return true end
+    end
+    return false
+  end
   local function fetch()
-    local out, next_token, pages = {}, nil, 0
-    repeat
+    local out, next_token, pages, have, floor = {}, nil, 0, {}, nil
+    if partial then
+      out, next_token, partial = partial.evs, partial.token, nil
+      for _, ev in ipairs(out) do have[ev.EventId] = true end
+      floor = out[#out] and tonumber(out[#out].Timestamp)
+    end
+    local progressed = false
+    while true do
       pages = pages + 1
+      if pages > 50 then
+        partial = { evs = out, token = next_token }
+        return {}
+      end
       local res, err = ctx.call("cloudformation", "DescribeStackEvents",
         { StackName = o.ref, NextToken = next_token }, { retry = false })
-      if not res then return nil, err end
-      local stop = false
-      for _, ev in ipairs(res.StackEvents or {}) do
-        local tok = ev.ClientRequestToken
-        if seen[ev.EventId] or ev.EventId == o.baseline then stop = true break end
-        if next(tokens) and tok and tok ~= "" and not tokens[tok] then stop = true break end
-        if o.stop_status and ev.ResourceStatus == o.stop_status and M.is_stack_event(ev, name) then
-          stop = true
-          break
-        end
-        out[#out + 1] = ev
-        if o.attach and M.is_stack_event(ev, name) and (START[ev.ResourceStatus]
-            or (o.start_status and ev.ResourceStatus == o.start_status)) then
-          stop = true
-          break
-        end
+      if not res then
+        if next_token then partial = { evs = out, token = next_token } end
+        return nil, err, progressed
       end
-      next_token = res.NextToken
-    until stop or not next_token or next_token == "" or pages >= 50
-    return out
+      progressed = true
+      local page = res.StackEvents or {}
+      if moved(page, floor, have) then
+        out, next_token, have, floor = {}, nil, {}, nil
+      else
+        floor = nil
+        local stop = false
+        for _, ev in ipairs(page) do
+          local tok = ev.ClientRequestToken
+          if seen[ev.EventId] or ev.EventId == o.baseline then stop = true break end
+          if next(tokens) and tok and tok ~= "" and not tokens[tok] then stop = true break end
+          if o.stop_status and ev.ResourceStatus == o.stop_status and M.is_stack_event(ev, name) then
+            stop = true
+            break
+          end
+          if not have[ev.EventId] then
+            have[ev.EventId] = true
+            out[#out + 1] = ev
+          end
+          if o.attach and M.is_stack_event(ev, name) and (START[ev.ResourceStatus]
+              or (o.start_status and ev.ResourceStatus == o.start_status)) then
+            stop = true
+            break
+          end
+        end
+        next_token = res.NextToken
+        if stop or not next_token or next_token == "" then return out end
+      end
+    end
   end
   while true do
-    local evs, err = fetch()
+    local evs, err, progressed = fetch()
     result.polls = result.polls + 1
     local terminal = false
     if not evs then
@@ -162,7 +202,8 @@ function M.tail(ctx, o)
       end
       if ctx.retryable(err) then
         errors_in_row = 0
-        interval = math.min(math.max(interval * 2, pmin), tmax)
+        -- slower, unless pages came through before it (the scan resumes)
+        interval = progressed and math.max(interval, pmin) or math.min(math.max(interval * 2, pmin), tmax)
         if ctx.on_throttle then ctx.on_throttle(name, err) end
       else
         errors_in_row = errors_in_row + 1

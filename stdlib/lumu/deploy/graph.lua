@@ -21,7 +21,10 @@
 --   run that raises is "failed" (opts.error(name, err) is told), except an
 --   "interrupted!" error (Ctrl-C), which stops the walk at once: walk raises
 --   "interrupted!" and the running tasks are left to the caller (async.run
---   cancels them when the error propagates).  opts.stop() -> true also stops starting new nodes (they become
+--   cancels them when the error propagates).  If opts.error itself raises,
+--   no new node starts and walk re-raises that error once the running ones
+--   settle (a node's task never dies with the walk waiting for it).
+--   opts.stop() -> true also stops starting new nodes (they become
 --   "skipped" with blocker nil).  states: name -> "ok"|"failed"|"skipped".
 --   Only inside an async task (async.run).
 -- graph.is_interrupt(err) -> boolean   (the host's Ctrl-C error)
@@ -120,13 +123,18 @@ function M.walk(g, opts)
   if type(run) ~= "function" then error("graph.walk: opts.run function expected", 2) end
   local order = g.order
   local before = opts.reverse and g.rdeps or g.deps
-  local state, running, interrupted = {}, 0, false
+  local state, running, interrupted, fatal = {}, 0, false, nil
   for _, name in ipairs(order) do state[name] = "pending" end
   local c = {}
+  -- runs in the node's task: whatever opts.error does, the node is counted
+  -- as finished and the walk woken
   local function finish(name, ok, err)
     if err ~= nil then
       if M.is_interrupt(err) then interrupted = true end
-      if opts.error and not interrupted then opts.error(name, err) end
+      if opts.error and not interrupted then
+        local eok, eerr = pcall(opts.error, name, err)
+        if not eok and fatal == nil then fatal = { eerr } end
+      end
       ok = false
     end
     state[name] = ok and "ok" or "failed"
@@ -148,7 +156,8 @@ function M.walk(g, opts)
       cond_signal(c)
       error("interrupted!", 0)
     end
-    local stopping = opts.stop and opts.stop()
+    if fatal and running == 0 then error(fatal[1], 0) end
+    local stopping = fatal ~= nil or (opts.stop and opts.stop())
     for i = first, last, step do
       local name = order[i]
       if state[name] == "pending" then
@@ -193,6 +202,7 @@ function M.walk(g, opts)
     end
   end
   cond_signal(c)
+  if fatal then error(fatal[1], 0) end
   local out = {}
   for k, v in pairs(state) do out[k] = v end
   return out

@@ -6,8 +6,12 @@
 --   opts.out   stream for humans (default io.stderr): progress, diffs, summary
 --   opts.data  stream for data (default io.stdout): the json renderer only
 --   opts.color ANSI colours (the caller decides: --no-color, NO_COLOR, TTY)
---   opts.width columns for the tty view (default $COLUMNS or 100)
---   opts.max_lines  height of the tty view (default 20, at most 23)
+--   opts.width columns for the tty view (default: the terminal's)
+--   opts.max_lines  height of the tty view (default 20, at most 23, and
+--              at most the terminal's rows - 1)
+--   opts.size  function() -> rows, columns | nil: the terminal's size
+--              (default: $LINES/$COLUMNS, else `stty size` on /dev/tty,
+--              else 100 columns)
 -- r:event(ev)    render one bus event (bus:subscribe(function(ev) r:event(ev) end))
 -- r:tick()       tty: redraw elapsed times (the engine calls it every second)
 -- r:pause()      tty: remove the live view (before a prompt); it comes back
@@ -336,6 +340,20 @@ end
 
 -- ---------------------------------------------------------------------------
 
+-- rows, columns of the terminal | nil (each may be nil)
+local function terminal_size()
+  local rows, cols = tonumber(os.getenv("LINES") or ""), tonumber(os.getenv("COLUMNS") or "")
+  if rows and cols then return rows, cols end
+  local p = io.popen("stty size 2>/dev/null </dev/tty", "r")
+  local line = p and p:read("l")
+  if p then p:close() end
+  local r, c = (line or ""):match("^(%d+) (%d+)$")
+  r, c = tonumber(r), tonumber(c)
+  if r == 0 or c == 0 then r, c = nil, nil end
+  return rows or r, cols or c
+end
+M.terminal_size = terminal_size
+
 function M.new(kind, opts)
   opts = opts or {}
   local r = { out = opts.out or io.stderr, data = opts.data or io.stdout, color = opts.color and true or false }
@@ -345,9 +363,12 @@ function M.new(kind, opts)
     return setmetatable(r, Json)
   elseif kind == "tty" then
     r.by, r.list, r.drawn, r.last_draw, r.dirty = {}, {}, 0, -1, false
-    r.width = opts.width or tonumber(os.getenv("COLUMNS") or "") or 100
+    local rows, cols = (opts.size or terminal_size)()
+    r.width = opts.width or cols or 100
     if r.width < 40 then r.width = 40 end
-    r.max_lines = math.min(opts.max_lines or 20, 23)
+    local max = opts.max_lines or 20
+    if rows and rows - 1 < max then max = rows - 1 end
+    r.max_lines = math.min(max, 23)
     if r.max_lines < 3 then r.max_lines = 3 end
     r.now = opts.now or require("lumu.async").now
     return setmetatable(r, Tty)

@@ -1190,6 +1190,10 @@ def _new_stack(ctx, name, p, tpl, body):
              "EnableTerminationProtection": bool(p.get("EnableTerminationProtection", False)),
              "DriftInformation": {"StackDriftStatus": "NOT_CHECKED"},
              "_account": ctx.account, "_region": ctx.region, "_resources": {}, "_events": [],
+             # who created it: the account and ARN of the credentials (an assumed
+             # role's keys carry the role's account, sts.py)
+             "_created_by": {"account": ctx.caller.get("account", ctx.account),
+                             "arn": ctx.caller.get("arn"), "access_key": ctx.access_key},
              "_timeline": [], "_tokens": {}, "_template": None, "_body": None, "_values": {}}
     if p.get("TimeoutInMinutes") is not None:
         stack["TimeoutInMinutes"] = p["TimeoutInMinutes"]
@@ -1216,6 +1220,19 @@ def _snapshot(stack):
             **{k: copy.deepcopy(stack.get(k)) for k in (
                 "_template", "_body", "_values", "Parameters", "Description", "Outputs",
                 "_imports", "Capabilities", "Tags", "NotificationARNs") if k in stack}}
+
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def _role_arn(p):
+    """The RoleARN (CloudFormation service role) of a request, checked; None."""
+    role = p.get("RoleARN")
+    if role is None:
+        return None
+    if not ROLE_ARN.match(role):
+        raise V(f"Role {role} is invalid or cannot be assumed")
+    return role
 
 
 def _check_name(name):
@@ -1342,6 +1359,9 @@ def delete_stack(ctx, p):
     if stack.get("EnableTerminationProtection"):
         raise V(f"Stack [{stack['StackName']}] cannot be deleted while TerminationProtection is "
                 "enabled")
+    role = _role_arn(p)
+    if role:
+        stack["RoleARN"] = role
     status = stack["StackStatus"]
     if status == "DELETE_IN_PROGRESS":
         return {}
@@ -1569,6 +1589,7 @@ def create_change_set(ctx, p):
         raise AwsError("AlreadyExistsException", f"ChangeSet {cs_name} already exists")
     body, tpl = _template_from(ctx, p, stack)
     _check_caps(tpl, p.get("Capabilities"))
+    role = _role_arn(p)
     new_stack = None
     if stack is None:
         new_stack = stack = _new_stack(ctx, name, p, tpl, body)
@@ -1611,7 +1632,7 @@ def create_change_set(ctx, p):
           "IncludeNestedStacks": False, "_type": cstype, "_template": tpl, "_body": body,
           "_values": values, "_listing": listing, "_final": final,
           "_ready": ctx.now + ctx.seconds(float(ctx.world.config.get("changeset_ms", 50))),
-          "_disable_rollback": p.get("OnFailure") == "DO_NOTHING",
+          "_disable_rollback": p.get("OnFailure") == "DO_NOTHING", "_role": role,
           "_on_failure": p.get("OnFailure")}
     if p.get("Description"):
         cs["Description"] = p["Description"]
@@ -1687,6 +1708,8 @@ def execute_change_set(ctx, p):
     tpl, body, values, listing = cs["_template"], cs["_body"], cs["_values"], cs["_listing"]
     stack["Tags"] = list(cs["Tags"])
     stack["Capabilities"] = list(cs["Capabilities"])
+    if cs.get("_role"):  # without one, the stack keeps the role it had
+        stack["RoleARN"] = cs["_role"]
     if p.get("DisableRollback") is not None:
         stack["DisableRollback"] = bool(p["DisableRollback"])
     if cs["_type"] == "CREATE":
@@ -1721,6 +1744,9 @@ def continue_update_rollback(ctx, p):
     prev = op.get("prev")
     if prev is None:
         raise V("ContinueUpdateRollback cannot be called from current stack status")
+    role = _role_arn(p)
+    if role:
+        stack["RoleARN"] = role
     skip = list(p.get("ResourcesToSkip") or [])
     for L in skip:
         rec = stack["_resources"].get(L)
