@@ -4,6 +4,8 @@
 #   ./build.sh test      install what is missing, build, run every test (also under ASan+UBSan)
 #   ./build.sh bench     build, print the benchmarks' figures
 #   ./build.sh build     install what is missing and build build/lumu
+#   ./build.sh memcheck  every test under valgrind memcheck (slow: ~40 min on 2 cores)
+#   ./build.sh faults    200 seeded fault-injection runs against fakeaws (SEEDS=1-200)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -117,7 +119,17 @@ case "$cmd" in
     fi
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DLUMU_SANITIZE=ON -DLUMU_LUA_SOURCE_DIR="$src"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+      ctest --test-dir build-asan --output-on-failure -j "$JOBS" -LE faults
+    ;;
+  memcheck)
+    install_packages "${PACKAGES[@]}" valgrind
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    ctest --test-dir build -T memcheck -LE faults -j "$JOBS" --output-on-failure
+    ;;
+  faults)
+    install_packages "${PACKAGES[@]}"
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    python3 tests/faults/run.py --lumu build/lumu --seeds "${SEEDS:-1-200}" --jobs 6
     ;;
   bench)
     install_packages "${PACKAGES[@]}" time python3-boto3
@@ -125,7 +137,7 @@ case "$cmd" in
     for b in tests/bench/*.sh; do bash "$b" build/lumu; done
     ;;
   *)
-    echo "usage: ./build.sh example|test|bench|build" >&2
+    echo "usage: ./build.sh example|test|bench|build|memcheck|faults" >&2
     exit 2
     ;;
 esac

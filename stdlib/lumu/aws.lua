@@ -19,7 +19,12 @@
 --   opts.retry           { mode = "standard"|"adaptive"|"legacy",
 --                          max_attempts = n, max_backoff = seconds }
 --                        over the configuration's retry_mode / max_attempts
---   opts.timeout         seconds per attempt (default 60); opts.connect_timeout (10)
+--   opts.timeout         seconds per attempt (default: the profile's
+--                        cli_read_timeout, else 60); opts.connect_timeout
+--                        (cli_connect_timeout, else 10).  The two profile
+--                        settings are the AWS CLI's --cli-read-timeout /
+--                        --cli-connect-timeout as config-file keys; values
+--                        must be numbers > 0 (else nil, err kind "config")
 --   opts.config          a lumu.aws.config object (else loaded with
 --                        opts.profile, opts.env, opts.home)
 --   opts.s3_addressing   "auto" (default) | "path" | "virtual"; custom
@@ -61,7 +66,10 @@
 --     error members }
 --   tostring(err): "cloudformation DescribeStacks: ValidationError: Stack
 --   with id x does not exist (HTTP 400, request id 4b1c...)".  No error or
---   debug line ever contains a secret key, session token or body.
+--   debug line ever contains a secret key, session token or body: AWS's
+--   own messages are scrubbed of the credentials used (the canonical request
+--   of a SignatureDoesNotMatch holds the session token), the access key id
+--   shortened to its first and last 4 characters.
 -- client:prepare(operation, params) -> { method=, url=, headers=, body= }
 --   the signed request of one attempt, without sending it
 -- client:paginate(operation, params [, opts]) -> iterator over result pages
@@ -308,6 +316,18 @@ function M.client(service, opts)
 
   local rcfg, rerr = cfg:retry()
   if not rcfg then return fail("config", rerr) end
+  local timeouts = {}
+  for _, k in ipairs({ "cli_read_timeout", "cli_connect_timeout" }) do
+    local v, src = cfg:get(k)
+    if v ~= nil then
+      local n = tonumber(v)
+      if not n or n <= 0 or n ~= n then
+        return fail("config", string.format("invalid value for %s from %s: expected a number of seconds > 0",
+          k, tostring(src)))
+      end
+      timeouts[k] = n
+    end
+  end
   local r = opts.retry or {}
   local policy = core.retry_policy {
     mode = r.mode or rcfg.mode, max_attempts = r.max_attempts or rcfg.max_attempts,
@@ -333,8 +353,8 @@ function M.client(service, opts)
     _s3_style = opts.s3_addressing or "auto",
     _creds = creds,
     _retry = policy,
-    _timeout = opts.timeout or 60,
-    _connect_timeout = opts.connect_timeout or 10,
+    _timeout = opts.timeout or timeouts.cli_read_timeout or 60,
+    _connect_timeout = opts.connect_timeout or timeouts.cli_connect_timeout or 10,
     _http_opts = hopts,
     _debug = make_debug(opts.debug),
     _b64 = opts.base64_blobs or false,
@@ -421,7 +441,42 @@ function methods:_sign(info, req, headers)
   so.secret_key, so.session_token = nil, nil
   if not ok then error(set, 0) end
   for k, v in pairs(set) do headers[k] = v end
-  return true
+  return true, creds
+end
+
+-- Credential material never leaves in an error: AWS quotes the canonical
+-- request, session token included, in SignatureDoesNotMatch messages, and
+-- S3 errors name the access key.  Secrets become "<redacted>", the access
+-- key id its first and last 4 characters.
+local function scrub_text(text, creds)
+  local function cut(t, secret, with)
+    if type(secret) ~= "string" or #secret < 8 then return t end
+    local out, i = {}, 1
+    while true do
+      local a, b = t:find(secret, i, true)
+      if not a then break end
+      out[#out + 1] = t:sub(i, a - 1)
+      out[#out + 1] = with
+      i = b + 1
+    end
+    out[#out + 1] = t:sub(i)
+    return table.concat(out)
+  end
+  text = cut(text, creds:session_token(), "<redacted>")
+  text = cut(text, creds:secret_access_key(), "<redacted>")
+  local ak = creds.access_key_id
+  if type(ak) == "string" and #ak >= 12 then text = cut(text, ak, ak:sub(1, 4) .. "..." .. ak:sub(-4)) end
+  return text
+end
+
+local function scrub(v, creds, depth)
+  if type(v) == "string" then return scrub_text(v, creds) end
+  if type(v) == "table" and depth < 8 then
+    for k, x in pairs(v) do
+      if type(x) == "string" or type(x) == "table" then v[k] = scrub(x, creds, depth + 1) end
+    end
+  end
+  return v
 end
 
 function methods:prepare(op, params)
@@ -452,9 +507,11 @@ function methods:_invoke(info, params, level)
   local dbg = self._debug
   local token = {}
   local service, opname = self.service, info.name
+  local used -- the credentials of the last signed attempt
   while true do
     local headers = copy(req.headers)
     local ok, cerr = self:_sign(info, req, headers)
+    used = ok and cerr or used
     if not ok then
       local msg = cerr
       if type(cerr) == "table" then msg = cerr.message or tostring(cerr) end
@@ -513,6 +570,7 @@ function methods:_invoke(info, params, level)
       err.retryable = d.class ~= "none"
       err.attempts = token.attempts
       if d.reason == "max_attempts" or d.reason == "quota" then err.reason = d.reason end
+      if used then scrub(err, used, 0) end
       return nil, new_error(err)
     end
   end

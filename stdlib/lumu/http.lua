@@ -1,5 +1,6 @@
 --- lumu.http: HTTP/1.1 and HTTP/2 requests with libcurl, cooperative with
--- lumu.async.
+-- lumu.async.  libcurl.so.4 is loaded on the first request (lua/lazylib.h);
+-- without it request() raises "libcurl.so.4 not available: <why>".
 --
 --   http.request(opts) -> response | nil, err
 --     opts.url        (string, required) http:// or https:// URL
@@ -9,7 +10,9 @@
 --     opts.timeout    (seconds, default 60; 0 = none) whole transfer
 --     opts.connect_timeout (seconds, default 10)
 --     opts.max_body   (bytes, default 256 MiB) larger responses fail "too_large"
---     opts.verify     (boolean, default true) TLS peer + host verification
+--     opts.verify     (boolean, default true) TLS peer + host verification;
+--                     false raises for https URLs of AWS endpoints (hosts
+--                     under http.AWS_DOMAINS): verification of AWS stays on
 --     opts.cainfo     (string) CA bundle file; default $AWS_CA_BUNDLE if set
 --     opts.proxy      (string | false) default from the environment:
 --                     https_proxy/HTTPS_PROXY for https URLs, http_proxy/
@@ -27,7 +30,8 @@
 --     ("http: <kind>: <message>"); http.is_error(v) recognises it.
 --   Raises (misuse): opts not a table, missing or malformed URL, scheme other
 --   than http/https, bad option types, invalid header names or values with
---   CR/LF/NUL.  Also raises "interrupted!" on Ctrl-C.
+--   CR/LF/NUL, verify = false for an AWS endpoint.  Also raises
+--   "interrupted!" on Ctrl-C.
 --
 --   Inside a lumu.async task the call suspends only that task, so requests
 --   from many tasks are in flight at once over one connection pool (keep-alive
@@ -73,6 +77,21 @@ function M.proxy_for(url, getenv)
   return proxy, env_pair(getenv, "no_proxy", "NO_PROXY")
 end
 
+-- The DNS suffixes of AWS's partitions (botocore's endpoints/partitions data)
+M.AWS_DOMAINS = { "amazonaws.com", "amazonaws.com.cn", "api.aws", "api.amazonwebservices.com.cn",
+  "c2s.ic.gov", "sc2s.sgov.gov", "cloud.adc-e.uk", "csp.hci.ic.gov", "amazonaws.eu" }
+
+-- true when url is https:// on a host under one of M.AWS_DOMAINS
+local function aws_https(url)
+  local authority = url:match("^[Hh][Tt][Tt][Pp][Ss]://([^/?#]+)")
+  if not authority then return false end
+  local host = authority:gsub("^.*@", ""):gsub(":%d*$", ""):lower():gsub("%.+$", "")
+  for _, d in ipairs(M.AWS_DOMAINS) do
+    if host == d or host:sub(-#d - 1) == "." .. d then return true end
+  end
+  return false
+end
+
 local KNOWN = { url = true, method = true, headers = true, body = true, timeout = true,
   connect_timeout = true, max_body = true, verify = true, cainfo = true, proxy = true,
   noproxy = true }
@@ -89,6 +108,9 @@ local function prepare(opts, level)
   end
   if type(o.url) ~= "string" then error("http.request: 'url' must be a string", level + 1) end
   if o.method == nil then o.method = o.body ~= nil and "POST" or "GET" end
+  if o.verify == false and aws_https(o.url) then
+    error("http.request: TLS verification cannot be turned off for AWS endpoints", level + 1)
+  end
   local eproxy, enoproxy = M.proxy_for(o.url)
   if o.proxy == nil then o.proxy = eproxy elseif o.proxy == false then o.proxy = nil end
   if o.noproxy == nil then o.noproxy = enoproxy elseif o.noproxy == false then o.noproxy = nil end

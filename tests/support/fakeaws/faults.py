@@ -10,6 +10,8 @@ Spec: comma-separated rules  SERVICE:OPERATION:KIND[=ARG][@SELECTOR]
              500 | 503    InternalFailure / ServiceUnavailable (S3: InternalError)
              reset        headers and half the body, then a TCP reset
              truncate     full Content-Length promised, half the body sent, close
+             cut          the answer (200 included) with half its body and a
+                          Content-Length to match: malformed XML/JSON
              slow[=MS]    wait MS (default 2000) milliseconds, then answer
              expired      the protocol's expired-security-token error
              error=CODE[/STATUS]   any error code (default status 400)
@@ -19,12 +21,57 @@ Spec: comma-separated rules  SERVICE:OPERATION:KIND[=ARG][@SELECTOR]
              the call number), * or nothing (every call)
 Each rule counts the calls it matches (whether or not an earlier rule fired);
 the first rule that fires decides the call's fault.
+
+Chaos mode (--chaos SEED, or POST /__fake/faults {"chaos": SEED}): chaos_spec
+turns a seed into 1-3 ordinary rules (so /__fake/faults shows what was
+injected and how often each rule fired): the first rule's kind is
+CHAOS_KINDS[SEED % 8] (so consecutive seeds cover every kind evenly), the
+others' kinds, the operations (CHAOS_TARGETS) and the selectors (a
+probability or a burst of consecutive calls) are drawn from a generator
+seeded by SEED.  `expired` only ever hits one call or 3% of calls.
 """
 import fnmatch
 import random
 import threading
 
-SERVER_KINDS = {"throttle", "500", "503", "reset", "truncate", "slow", "expired", "error"}
+CHAOS_KINDS = ("throttle", "500", "503", "reset", "truncate", "cut", "slow", "expired")
+# What lumu up / env terminate / purge call, mutating operations included
+# (their retries must be idempotent), with about how many calls of each one
+# run of the bundled example makes (bursts start within that range).
+CHAOS_TARGETS = (("*:*", 250), ("*:*", 250), ("cloudformation:*", 250),
+                 ("cloudformation:Describe*", 180), ("cloudformation:DescribeStacks", 70),
+                 ("cloudformation:DescribeStackEvents", 80),
+                 ("cloudformation:DescribeChangeSet", 25), ("cloudformation:CreateChangeSet", 25),
+                 ("cloudformation:ExecuteChangeSet", 16), ("cloudformation:DeleteChangeSet", 8),
+                 ("cloudformation:DeleteStack", 16), ("cloudformation:SetStackPolicy", 6),
+                 ("cloudformation:UpdateTerminationProtection", 12), ("ssm:*", 6), ("sts:*", 3))
+CHAOS_SLOW_MS = 3000
+
+
+def chaos_spec(seed, slow_ms=CHAOS_SLOW_MS):
+    """The fault spec of chaos seed `seed` (an int): deterministic."""
+    seed = int(seed)
+    rng = random.Random(f"chaos/{seed}")
+    rules = []
+    for i in range(rng.choice((1, 1, 2, 2, 3))):
+        kind = CHAOS_KINDS[seed % len(CHAOS_KINDS)] if i == 0 else rng.choice(CHAOS_KINDS)
+        target, calls = rng.choice(CHAOS_TARGETS)
+        broad = calls > 100
+        if kind == "expired":
+            sel = rng.choice((str(rng.randint(1, calls)), "p=0.03"))
+        elif rng.random() < 0.5:
+            probs = ("0.02", "0.05") if kind == "slow" and broad else ("0.05", "0.1", "0.2", "0.3")
+            sel = "p=" + rng.choice(probs)
+        else:
+            lo = rng.randint(1, calls)
+            hi = lo + rng.randint(0, 3 if kind == "slow" else 7)
+            sel = f"{lo}-{hi}"
+        arg = f"={int(slow_ms)}" if kind == "slow" else ""
+        rules.append(f"{target}:{kind}{arg}@{sel}")
+    return ",".join(rules)
+
+
+SERVER_KINDS = {"throttle", "500", "503", "reset", "truncate", "cut", "slow", "expired", "error"}
 RESOURCE_KINDS = {"fail", "fail-rollback", "fail-delete"}
 
 

@@ -5,6 +5,8 @@
     --state-file F    load state from F (if it exists) and save it after
                       every call, so a restarted server carries on
     --faults SPEC     fault rules (see faults.py)     --seed N   (default 0)
+    --chaos SEED      seeded random fault rules (faults.chaos_spec; also
+                      $FAKEAWS_CHAOS); --seed defaults to SEED
     --idle S          exit after S seconds without requests (default 120)
     --time-scale F    multiply every simulated duration by F (default 1)
     --resource-ms MS  simulated time per CloudFormation resource (default 50)
@@ -29,7 +31,11 @@ Control endpoints (unsigned, JSON):
                                       error, fault}]
   POST /__fake/calls/reset            clear the call log
   GET  /__fake/faults                 {"spec", "seed", "rules": [{.., calls, fired}]}
-  POST /__fake/faults                 {"spec": "...", "seed": n} (or the spec as text)
+  POST /__fake/faults                 {"spec": "...", "seed": n} (or the spec as text);
+                                      {"chaos": n} adds faults.chaos_spec(n)
+  GET  /__fake/stacks                 every stack ever made [{name, id, status, ..}]
+  GET  /__fake/inventory              what exists now: live stacks, ssm, buckets,
+                                      ecr, ecs_clusters
   POST /__fake/reset                  forget all state, calls and faults
   POST /__fake/config                 {"time_scale", "resource_ms", "changeset_ms",
                                       "max_skew", "page_sizes": {Op: n},
@@ -60,7 +66,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import protocol, sigv4
-from .faults import Faults
+from .faults import Faults, chaos_spec
 from .protocol import AwsError
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -324,6 +330,9 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(body, str):
             body = body.encode()
         body = body or b""
+        if fault == "cut" and not head:  # half the body, a Content-Length to match
+            body = body[:len(body) // 2]
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         self.send_response(status)
         have = {k.lower() for k, _ in headers}
         for k, v in headers:
@@ -508,7 +517,7 @@ class Handler(BaseHTTPRequestHandler):
             headers = headers + [("x-amzn-RequestId", request_id)]
         try:
             self._send(status, headers, body, head=head,
-                       fault=fault if fault in ("reset", "truncate") else None)
+                       fault=fault if fault in ("reset", "truncate", "cut") else None)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -649,7 +658,12 @@ class Handler(BaseHTTPRequestHandler):
                     text = req.body.decode()
                     try:
                         obj = json.loads(text) if text.strip().startswith("{") else {"spec": text}
-                        world.faults.set(obj.get("spec", ""), obj.get("seed"))
+                        spec, seed = obj.get("spec", ""), obj.get("seed")
+                        if obj.get("chaos") is not None:
+                            chaos = chaos_spec(int(obj["chaos"]), obj.get("slow_ms", 3000))
+                            spec = ",".join(x for x in (chaos, spec) if x)
+                            seed = int(obj["chaos"]) if seed is None else seed
+                        world.faults.set(spec, seed)
                     except ValueError as e:
                         return self._json({"error": str(e)}, 400)
                     world.save()
@@ -704,10 +718,50 @@ class Handler(BaseHTTPRequestHandler):
                         services[name].seed(world, account, region, obj[name])
                 world.save()
                 return self._json({"ok": True})
+            if path == "/stacks" and m == "GET":
+                world.advance()
+                return self._json(_stack_list(world))
+            if path == "/inventory" and m == "GET":
+                world.advance()
+                return self._json(_inventory(world))
             if path == "/state" and m == "GET":
                 world.advance()
                 return self._json(world.state)
         self._json({"error": f"no control endpoint {m} {req.path}"}, 404)
+
+
+def _stack_list(world):
+    """Every stack ever made (deleted ones too), oldest first."""
+    out = []
+    for account, region, services in world.regions():
+        cfn = services.get("cloudformation") or {}
+        for sid, st in (cfn.get("stacks") or {}).items():
+            out.append({"name": st.get("StackName"), "id": sid, "status": st.get("StackStatus"),
+                        "account": account, "region": region,
+                        "created": st.get("CreationTime"),
+                        "termination_protection": bool(st.get("EnableTerminationProtection")),
+                        "changesets": sorted(c.get("ChangeSetName") for c in
+                                             (cfn.get("changesets") or {}).values()
+                                             if c.get("StackId") == sid)})
+    out.sort(key=lambda x: (x["created"] or 0, x["name"] or ""))
+    return out
+
+
+def _inventory(world):
+    """What exists now: live stacks (not DELETE_COMPLETE), SSM parameters,
+    S3 buckets and objects, ECR repositories, ECS clusters."""
+    inv = {"stacks": [s for s in _stack_list(world) if s["status"] != "DELETE_COMPLETE"],
+           "ssm": [], "buckets": {}, "ecr": [], "ecs_clusters": []}
+    for account, region, services in world.regions():
+        for name in sorted((services.get("ssm") or {}).get("params") or {}):
+            inv["ssm"].append(name)
+        for name in sorted((services.get("ecr") or {}).get("repositories") or {}):
+            inv["ecr"].append(name)
+        for name in sorted((services.get("ecs") or {}).get("clusters") or {}):
+            inv["ecs_clusters"].append(name)
+    for name, b in sorted(world.state["s3"]["buckets"].items()):
+        inv["buckets"][name] = sorted((b.get("objects") or {}).keys())
+    return inv
 
 
 def _watchdog(server, idle, parent):
@@ -723,13 +777,25 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--state-file")
     ap.add_argument("--faults", default="")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--chaos", type=int, default=None,
+                    help="seeded random faults (faults.chaos_spec); also $FAKEAWS_CHAOS")
     ap.add_argument("--idle", type=float, default=120.0)
     ap.add_argument("--time-scale", type=float)
     ap.add_argument("--resource-ms", type=float)
     ap.add_argument("--credentials")
     ap.add_argument("--max-skew", type=float)
     args = ap.parse_args(argv)
+    if args.chaos is None and os.environ.get("FAKEAWS_CHAOS", "").strip():
+        try:
+            args.chaos = int(os.environ["FAKEAWS_CHAOS"])
+        except ValueError:
+            print("fakeaws: FAKEAWS_CHAOS must be an integer seed", file=sys.stderr)
+            return 2
+    if args.seed is None:
+        args.seed = args.chaos if args.chaos is not None else 0
+    if args.chaos is not None:
+        args.faults = ",".join(x for x in (chaos_spec(args.chaos), args.faults) if x)
     try:
         Faults(args.faults, args.seed)
     except ValueError as e:
