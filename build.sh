@@ -6,6 +6,7 @@
 #   ./build.sh build     install what is missing and build build/lumu
 #   ./build.sh memcheck  every test under valgrind memcheck (slow: ~40 min on 2 cores)
 #   ./build.sh faults    200 seeded fault-injection runs against fakeaws (SEEDS=1-200)
+#   ./build.sh fuzz [S]  every libFuzzer harness for S seconds (default 60), clang-14
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -131,13 +132,17 @@ case "$cmd" in
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     python3 tests/faults/run.py --lumu build/lumu --seeds "${SEEDS:-1-200}" --jobs 6
     ;;
+  fuzz)
+    install_packages "${PACKAGES[@]}" "${SANITIZER_PACKAGES[@]}" clang-14 libclang-rt-14-dev
+    bash tests/fuzz/run.sh "${2:-60}"
+    ;;
   bench)
     install_packages "${PACKAGES[@]}" time python3-boto3
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF
     for b in tests/bench/*.sh; do bash "$b" build/lumu; done
     ;;
   *)
-    echo "usage: ./build.sh example|test|bench|build|memcheck|faults" >&2
+    echo "usage: ./build.sh example|test|bench|build|memcheck|faults|fuzz [SECONDS]" >&2
     exit 2
     ;;
 esac
