@@ -134,7 +134,7 @@ case "$cmd" in
     ;;
   fuzz)
     install_packages "${PACKAGES[@]}" "${SANITIZER_PACKAGES[@]}" clang-14 libclang-rt-14-dev
-    bash tests/fuzz/run.sh "${2:-60}"
+    LUMU_LUA_SOURCE_DIR="$(lua_source)" bash tests/fuzz/run.sh "${2:-60}"
     ;;
   bench)
     install_packages "${PACKAGES[@]}" time python3-boto3
