@@ -295,6 +295,52 @@ static int cfn_scan(lua_State *L)
 }
 
 /* ---------------------------------------------------------------------------
+ * values
+ * ------------------------------------------------------------------------- */
+
+/* Appends to the list at `out` (holding *n values) the value under `key`
+ * (at `k`) of the table at the top and of every table below it, parents
+ * before children, children in lua_next order; tables deeper than
+ * max_depth are skipped.  [-0, +0, m] */
+static void values_of(lua_State *L, int k, int out, lua_Integer *n, lua_Integer depth,
+                      lua_Integer max_depth)
+{
+    if (depth > max_depth || !lua_checkstack(L, 4))
+        return;
+    int t = lua_gettop(L);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, t) != LUA_TNIL)
+        lua_rawseti(L, out, ++*n);
+    else
+        lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {              /* key, value */
+        if (lua_type(L, -1) == LUA_TTABLE)
+            values_of(L, k, out, n, depth + 1, max_depth);
+        lua_pop(L, 1);
+    }
+}
+
+/* values(v, key, max_depth) -> list: every value stored under `key` in v or
+ * a table inside it (what a walk `if t[key] then found(t[key]) end; for
+ * _, x in pairs(t) do if table then walk(x) end end` finds, in its order). */
+static int cfn_values(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    luaL_checkany(L, 2);
+    lua_Integer max_depth = luaL_checkinteger(L, 3);
+    lua_settop(L, 2);
+    lua_newtable(L);                      /* v, key, out */
+    lua_Integer n = 0;
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_pushvalue(L, 1);
+        values_of(L, 2, 3, &n, 0, max_depth);
+        lua_settop(L, 3);
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------
  * module
  * ------------------------------------------------------------------------- */
 
@@ -304,6 +350,7 @@ int luaopen_lumu__cfn(lua_State *L)
         {"copy", cfn_copy},
         {"freeze", cfn_freeze},
         {"scan", cfn_scan},
+        {"values", cfn_values},
         {NULL, NULL}};
     lumu_conv_init(L);
     luaL_newlib(L, fns);

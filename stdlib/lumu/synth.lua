@@ -262,7 +262,16 @@ local function resolve(d, v)
   return ok and out or nil
 end
 
+local cfnutil = require "lumu.cfn.util"
+
+-- fn(x) for the x of every {["Fn::ImportValue"] = x} inside v (parents
+-- first; lumu._cfn.values does the same walk in C).
 local function imports(v, depth, fn)
+  if depth == 0 and cfnutil.use_c and cfnutil.core and cfnutil.core.values then
+    local found = cfnutil.core.values(v, "Fn::ImportValue", 100)
+    for i = 1, #found do fn(found[i]) end
+    return
+  end
   if depth > 100 then return end
   local iv = v["Fn::ImportValue"]
   if iv ~= nil then fn(iv) end
@@ -565,10 +574,14 @@ function M.plan(model, opts)
   local envgen = gens.environment or require("lumu.gen.environment")
   local svcgen = gens.services or require("lumu.gen.services")
   local dbgen = gens.database or require("lumu.gen.database")
-  local dyngen = gens.dynamodb or require("lumu.gen.dynamodb")
   local pipegen = gens.pipeline or require("lumu.gen.pipeline")
-  local catgen = gens.catalog or require("lumu.gen.catalog")
-  local compgen = gens.compliance or require("lumu.gen.compliance")
+  -- loaded only when the model has what they generate
+  local function none() return {} end
+  local tables = false
+  for _, svc in ipairs(model.services) do tables = tables or svc.dynamodb ~= nil end
+  local dyngen = gens.dynamodb or (tables and require("lumu.gen.dynamodb")) or { stacks = none }
+  local catgen = gens.catalog or (model.catalog and require("lumu.gen.catalog")) or { stacks = none }
+  local compgen = gens.compliance or (model.compliance and require("lumu.gen.compliance"))
 
   local defined, all = selection(model, opts.environments, report)
   if #report.errors > 0 then return {}, report end

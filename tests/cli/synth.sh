@@ -2,7 +2,8 @@
 # example (databases and a pipeline included, no warning); a broken
 # configuration exits 2 and writes nothing (not even into an existing output
 # directory); usage errors exit 2; --format yaml; stale files of an earlier
-# run are removed, other files are kept; --env limits the environments;
+# run are removed, other files are kept, unchanged ones are not rewritten;
+# --env limits the environments;
 # --schemas runs the registry schema checker; the catalog's product
 # templates go to assets/; a catalog-provision entry is listed without
 # template; the pipelines' repository comes from the git checkout.
@@ -136,6 +137,22 @@ check "--env: acceptance left out" '[ ! -e out/mu-vpc-acceptance.template.yaml ]
 check "stale outputs removed" '[ ! -e out/mu-gone.template.json ] && [ ! -e out/mu-vpc-acceptance.template.json ]'
 check "other files kept" '[ -e out/keep-me.txt ]'
 check "yaml is long-form" '! grep -q "!Ref" out/mu-service-sample-service-production.template.yaml'
+
+# a rerun updates in place: unchanged files are not rewritten, a changed one
+# is replaced whole, leftovers of a killed run are removed
+f=out/mu-vpc-production.template.yaml
+g=out/mu-service-sample-service-production.template.yaml
+touch -d '2001-01-01 00:00:00' "$f" "$g"
+ino=$(stat -c %i "$f")
+printf 'edited\n' >"$g"
+touch out/.lumu-synth-12345.tmp
+run "$LUMU" synth -c lumu.lua -o out --env production --format yaml
+expect_rc "rerun into the same directory" 0
+check "rerun: an unchanged file is left alone (same inode, old mtime)" \
+  '[ "$(stat -c %i "$f")" = "$ino" ] && [ "$(stat -c %Y "$f")" = "$(date -d "2001-01-01 00:00:00" +%s)" ]'
+check "rerun: a changed file is rewritten" 'grep -q "AWS::ECS::Service" "$g"'
+check "rerun: a leftover temporary file is removed" '[ ! -e out/.lumu-synth-12345.tmp ]'
+check "rerun: other files kept" '[ -e out/keep-me.txt ]'
 
 # the catalog: assets, and a pipeline provisioned from it ----------------------------
 cat > catalog.yml <<'YML'

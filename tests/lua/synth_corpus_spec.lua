@@ -412,4 +412,30 @@ describe("cross-stack references", function()
     assert.is_true(#found > 0)
     assert.matches("which is deployed after it", found[1].message)
   end)
+
+  it("finds the same imports in C and in Lua, nested ones included", function()
+    local util = require "lumu.cfn.util"
+    local stacks = synth.plan((load("mu-examples/ecs-fargate/mu.yml")), {})
+    local d = stacks[#stacks]
+    -- an import nested in another intrinsic, one inside an import, and a missing one
+    d.template.Resources.Extra = { Type = "AWS::SNS::Topic", Properties = { TopicName = { ["Fn::Join"] = { "-", {
+      { ["Fn::ImportValue"] = "mu-nothere-X" },
+      { ["Fn::ImportValue"] = { ["Fn::Sub"] = "${AWS::StackName}-Y", Inner = { ["Fn::ImportValue"] = "mu-gone-Z" } } },
+    } } } } }
+    local rev = {}
+    for i = #stacks, 1, -1 do rev[#rev + 1] = stacks[i] end
+    local use_c = util.use_c
+    util.use_c = false
+    local lua_found = synth.cross_check(rev)
+    util.use_c = use_c
+    local c_found = synth.cross_check(rev)
+    assert.is_true(#lua_found > 0)
+    assert.are.same(lua_found, c_found)
+    if util.core then
+      local list = util.core.values({ a = { b = { k = 1, c = { k = 2 } } }, k = 0 }, "k", 100)
+      assert.are.same({ 0, 1, 2 }, list)
+      assert.are.same({}, util.core.values({ a = { a = { a = { k = 1 } } } }, "k", 2))
+      assert.are.same({}, util.core.values("x", "k", 100))
+    end
+  end)
 end)

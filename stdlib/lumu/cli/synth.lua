@@ -8,11 +8,13 @@
 -- provisioned from a Service Catalog product) has no template: only its
 -- parameters and tags.  Stack assets (the catalog's product version
 -- templates) go to DIR/assets/<key>, to upload before the stack deploys.
--- Files are written into a fresh directory next to DIR and moved into
--- place at the end, so a failed run writes nothing.  Files of earlier runs
--- that this run does not produce are removed (only names ending in
+-- Nothing is written until every check passed, so a failed run writes
+-- nothing.  A new DIR is written beside it and renamed into place; an
+-- existing one is updated in place (see publish: unchanged files are not
+-- rewritten, changed ones are replaced whole).  Files of earlier runs that
+-- this run does not produce are removed (only names ending in
 -- .template.json/.template.yaml/.parameters.json/.tags.json, README.txt
--- and the assets/ directory).
+-- and files under assets/).
 -- The pipelines' source defaults come from the git checkout holding the
 -- config (remote "origin": GitHub or CodeCommit; the current branch; the
 -- config directory relative to the repository root): M.detect_git.
@@ -156,12 +158,21 @@ local function write_file(path, data)
   return true
 end
 
--- Writes files = {{name, data}...} into dir: through a fresh sibling
--- directory, then renamed into place.
+-- Writes files = {{name, data}...} into dir.  A new dir is written as a
+-- fresh sibling directory, then renamed into place.  An existing dir is
+-- updated in place: a file whose bytes are already there is left alone (no
+-- new inode, no write: reruns of an unchanged config touch nothing), a
+-- changed one is written to a temporary name beside it and renamed over
+-- the old one (so each file is whole, old or new), and then outputs of
+-- ours that this run did not produce are removed.
 local function publish(dir, files)
   dir = dir:gsub("/+$", "")
   if dir == "" then dir = "/" end
   local parent, base = fs.dirname(dir), fs.basename(dir)
+  if fs.exists(dir) then
+    if not fs.isdir(dir) then return nil, dir .. ": exists and is not a directory" end
+    return M._update(dir, files)
+  end
   if not fs.isdir(parent) then
     local ok, err = fs.mkdir(parent)
     if not ok then return nil, err end
@@ -179,7 +190,6 @@ local function publish(dir, files)
     fs.rmtree(tmp)
     return nil, err
   end
-  local tops = {}
   for _, f in ipairs(files) do
     local full = fs.join(tmp, f[1])
     if f[1]:find("/", 1, true) then
@@ -188,36 +198,53 @@ local function publish(dir, files)
     end
     local ok, err = write_file(full, f[2])
     if not ok then return fail(err) end
-    local top = f[1]:match("^([^/]+)")
-    if not tops[top] then
-      tops[top] = true
-      tops[#tops + 1] = top
+  end
+  local ok, err = os.rename(tmp, dir)
+  if not ok then return fail(err) end
+  fs.chmod(dir, "755")
+  return true
+end
+
+-- publish() into an existing directory.
+function M._update(dir, files)
+  local wanted, dirs = {}, {}
+  local tmpname = string.format(".lumu-synth-%d.tmp", os.time() % 100000)
+  for _, f in ipairs(files) do
+    local name, data = f[1], f[2]
+    wanted[name] = true
+    local full = fs.join(dir, name)
+    local sub = name:match("^(.*)/[^/]+$")
+    if sub and not dirs[sub] then
+      local ok, err = fs.mkdir(fs.join(dir, sub))
+      if not ok then return nil, err end
+      dirs[sub] = true
+    end
+    if fs.read(full) ~= data then
+      local tmp = fs.join(fs.dirname(full), tmpname)
+      local ok, err = write_file(tmp, data)
+      if ok then ok, err = os.rename(tmp, full) end
+      if not ok then
+        fs.remove(tmp)
+        return nil, err
+      end
     end
   end
-  if not fs.exists(dir) then
-    local ok, err = os.rename(tmp, dir)
-    if not ok then return fail(err) end
-    fs.chmod(dir, "755")
-    return true
-  end
-  if not fs.isdir(dir) then return fail(dir .. ": exists and is not a directory") end
-  -- existing directory: move each file (or directory: assets/) in, then
-  -- drop stale outputs of ours
-  local keep = {}
-  for _, top in ipairs(tops) do
-    local dest = fs.join(dir, top)
-    if fs.isdir(fs.join(tmp, top)) and fs.isdir(dest) then
-      local ok, err = fs.rmtree(dest)
-      if not ok then return fail(err) end
-    end
-    local ok, err = os.rename(fs.join(tmp, top), dest)
-    if not ok then return fail(err) end
-    keep[top] = true
-  end
-  fs.rmtree(tmp)
+  -- stale outputs of ours: top-level names, and files under assets/
   for _, name in ipairs(fs.list(dir) or {}) do
-    if ours(name) and not keep[name] then
-      local p = fs.join(dir, name)
+    local p = fs.join(dir, name)
+    if name == "assets" and fs.isdir(p) then
+      local stale, empty = {}, {}
+      for path, kind in fs.walk(p) do
+        local rel = path:sub(#dir + 2)
+        if kind == "directory" then empty[#empty + 1] = path
+        elseif not wanted[rel] then stale[#stale + 1] = path end
+      end
+      for _, x in ipairs(stale) do fs.remove(x) end
+      for i = #empty, 1, -1 do
+        if #(fs.list(empty[i]) or { 1 }) == 0 then fs.remove(empty[i]) end
+      end
+      if #(fs.list(p) or { 1 }) == 0 then fs.remove(p) end
+    elseif (ours(name) and not wanted[name]) or name:match("^%.lumu%-synth%-%d+%.tmp$") then
       if fs.isdir(p) then fs.rmtree(p) else fs.remove(p) end
     end
   end

@@ -222,7 +222,7 @@ function M.version_template(model, vcfg, opts)
     cfn_role = model.roles and model.roles.cloudFormation,
   })
   if not cfg then return nil, err end
-  return pipeline.product_template(cfg):to_table(), cfg.warnings
+  return pipeline.product_template(cfg):to_table({ consume = true }), cfg.warnings
 end
 
 local function product_template(ns, cp, versions)
@@ -271,17 +271,17 @@ function M.stacks(model, ctx)
   local users = {}
   for _, u in ipairs(cat.iamUsers or {}) do users[#users + 1] = tostring(u) end
   out[#out + 1] = common.stack({
-    name = names.bucket, kind = "bucket", template = bucket_template():to_table(),
+    name = names.bucket, kind = "bucket", template = bucket_template():to_table({ consume = true }),
     description = "Bucket for the catalog's product templates",
   })
   out[#out + 1] = common.stack({
-    name = names.iam, kind = "iam", template = iam_template(ns, users):to_table(),
+    name = names.iam, kind = "iam", template = iam_template(ns, users):to_table({ consume = true }),
     parameters = { Namespace = ns, CatalogBucket = common.export_name(names.bucket, "Bucket") },
     depends = { names.bucket }, capabilities = { "CAPABILITY_IAM" },
     description = "Catalog users group and launch role",
   })
   out[#out + 1] = common.stack({
-    name = names.portfolio, kind = "portfolio", template = portfolio_template(ns):to_table(),
+    name = names.portfolio, kind = "portfolio", template = portfolio_template(ns):to_table({ consume = true }),
     parameters = { CatalogGroupArn = common.export_name(names.iam, "CatalogGroupArn") },
     depends = { names.iam },
     description = "Service Catalog portfolio of the pipeline factory",
@@ -316,7 +316,7 @@ function M.stacks(model, ctx)
     end
     out[#out + 1] = common.stack({
       name = common.stack_name(ns, "product", cp.name), kind = "product",
-      template = product_template(ns, cp, versions):to_table(),
+      template = product_template(ns, cp, versions):to_table({ consume = true }),
       parameters = {
         PortfolioId = common.export_name(names.portfolio, "PortfolioId"),
         CatalogRoleArn = common.export_name(names.iam, "CatalogRoleArn"),

@@ -537,7 +537,7 @@ function M.stack(info)
   if info.names.loadbalancer then depends[#depends + 1] = info.names.loadbalancer end
   return common.stack({
     name = info.names.environment, kind = "environment", env = info.name,
-    template = M.template(info):to_table(), parameters = params,
+    template = M.template(info):to_table({ consume = true }), parameters = params,
     tags = common.tags("environment", { environment = info.name, provider = p }),
     depends = depends,
     description = p .. " cluster for environment " .. info.name,

@@ -291,7 +291,7 @@ function M.template(info)
   if #names > 0 then
     t:output("ConfigRuleNames", table.concat(names, ","), { description = "The AWS Config rules of this stack" })
   end
-  return t:to_table(), names
+  return t:to_table({ consume = true }), names
 end
 
 local function contains(list, name)

@@ -700,7 +700,7 @@ local function descriptor(s)
   local mode = s.serverless and ("serverless v" .. s.serverless) or (s.cluster and "provisioned cluster" or "instance")
   return common.stack({
     name = s.stack, kind = "database", env = s.env, service = s.service,
-    template = t:to_table(), parameters = values,
+    template = t:to_table({ consume = true }), parameters = values,
     tags = common.tags("database", { environment = s.env, service = s.service }),
     depends = depends,
     description = s.engine .. " " .. mode .. " '" .. s.dbname .. "' of service " .. s.service .. " in " .. s.env,

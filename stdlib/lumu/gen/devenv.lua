@@ -113,7 +113,7 @@ function M.stacks(model, ctx)
       local envstack = common.stack_name(ns, "environment", dv.environment)
       local d = common.stack({
         name = common.stack_name(ns, "devenv", dv.environment), kind = "devenv", env = dv.environment,
-        template = t:to_table(),
+        template = t:to_table({ consume = true }),
         parameters = { InstanceSubnetIds = common.export_name(envstack, "InstanceSubnetIds") },
         depends = { envstack },
         description = "Cloud9 dev environments (" .. #dv.members .. ") in environment " .. dv.environment,

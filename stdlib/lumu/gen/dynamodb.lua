@@ -504,7 +504,7 @@ function M.stack(model, svc, env, ctx)
   for _, r in ipairs(tables) do names[#names + 1] = r.name end
   return common.stack({
     name = stack, kind = "dynamodb", env = envname, service = svc.name,
-    template = t:to_table(), parameters = {},
+    template = t:to_table({ consume = true }), parameters = {},
     tags = common.tags("dynamodb", { environment = envname, service = svc.name }),
     depends = {},
     description = "DynamoDB tables " .. table.concat(names, ", ") .. " of service " .. svc.name .. " in " .. envname,

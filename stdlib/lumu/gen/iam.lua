@@ -406,7 +406,7 @@ end
 function M.common_stack(ns, extra_pass_roles, secret_reads)
   return common.stack({
     name = common.stack_name(ns, "iam", "common"), kind = "iam",
-    template = M.common_template(ns, extra_pass_roles, secret_reads):to_table(),
+    template = M.common_template(ns, extra_pass_roles, secret_reads):to_table({ consume = true }),
     parameters = { Namespace = ns },
     tags = common.tags("iam", {}),
     depends = {},
@@ -522,7 +522,7 @@ end
 function M.environment_stack(info)
   return common.stack({
     name = info.names.iam_environment, kind = "iam", env = info.name,
-    template = M.environment_template(info):to_table(),
+    template = M.environment_template(info):to_table({ consume = true }),
     parameters = { Namespace = info.ns, EnvironmentName = info.name, Provider = info.provider },
     tags = common.tags("iam", { environment = info.name, provider = info.provider }),
     depends = { info.names.iam_common },

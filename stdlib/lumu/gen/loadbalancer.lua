@@ -310,7 +310,7 @@ function M.stack(info)
   if info.names.network_stack then depends[#depends + 1] = info.names.network_stack end
   return common.stack({
     name = info.names.loadbalancer, kind = "loadbalancer", env = info.name,
-    template = M.template(info):to_table(), parameters = params,
+    template = M.template(info):to_table({ consume = true }), parameters = params,
     tags = common.tags("loadbalancer", { environment = info.name, provider = info.provider }),
     depends = depends,
     description = "load balancer, DNS and service discovery for environment " .. info.name,

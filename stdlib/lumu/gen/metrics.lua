@@ -258,7 +258,7 @@ function M.stack(opts, ctx)
 
   local d = common.stack({
     name = name, kind = "metrics",
-    template = t:to_table(),
+    template = t:to_table({ consume = true }),
     parameters = { MetricNamespace = o.metric_namespace, Schedule = o.schedule, Window = o.window,
       Pipelines = table.concat(o.pipelines, " ") },
     tags = common.tags("metrics", {}),

@@ -316,7 +316,7 @@ local function org_template(model, ns)
   for _, out in ipairs(outputs) do
     t:output(out[1], out[2], { description = out[3], export = cfn.Sub("${AWS::StackName}-" .. out[1]) })
   end
-  return t:to_table(), { root = root_used }
+  return t:to_table({ consume = true }), { root = root_used }
 end
 
 function M.template(model, ctx)
@@ -376,7 +376,7 @@ local function logarchive_template(ns, o, bucket_name)
     })
   t:output("TrailBucket", b, { description = "The organization's CloudTrail and AWS Config bucket",
     export = cfn.Sub("${AWS::StackName}-TrailBucket") })
-  return t:to_table()
+  return t:to_table({ consume = true })
 end
 
 function M.plan(model, ctx)
@@ -394,9 +394,13 @@ function M.plan(model, ctx)
   end
   if ctx.environments == nil then
     run(gens.org or M, out.first)
-    run(gens.vending or require("lumu.gen.vending"), out.catalog)
+    if gens.vending or (model.organization and model.organization.vending) then
+      run(gens.vending or require("lumu.gen.vending"), out.catalog)
+    end
   end
-  run(gens.devenv or require("lumu.gen.devenv"), out.other)
+  if gens.devenv or next(model.devenvs or {}) then
+    run(gens.devenv or require("lumu.gen.devenv"), out.other)
+  end
   return out, errors
 end
 

@@ -1245,9 +1245,11 @@ local STACK_POLICY = {
   }),
 }
 
-local function declared(t)
-  local tbl = t:to_table()
-  return tbl.Parameters or {}
+-- The template table of builder t (which this uses up) and the parameters
+-- it declares.
+local function finish(t)
+  local tbl = t:to_table({ consume = true })
+  return tbl, tbl.Parameters or {}
 end
 
 local function only_declared(values, params)
@@ -1288,9 +1290,10 @@ local function service_stacks(model, ctx, svc, index, out)
   local secret = (cfg.auth == "parameter") and { "GitHubToken" } or nil
   if cfg.disable_iam then
     local t = M.pipeline_template(cfg, { split = false })
+    local tbl, params = finish(t)
     out[#out + 1] = common.stack({
       name = names.pipeline, kind = "pipeline", service = svc.name,
-      template = t:to_table(), parameters = only_declared(values, declared(t)), tags = tags,
+      template = tbl, parameters = only_declared(values, params), tags = tags,
       depends = depends, secret_parameters = secret, warnings = warnings, stack_policy = STACK_POLICY,
       description = "CodePipeline for service " .. svc.name .. " (IAM disabled: given roles)",
     })
@@ -1298,9 +1301,10 @@ local function service_stacks(model, ctx, svc, index, out)
   end
   local it = M.iam_template(cfg)
   local iam_depends = { depends[1] }
+  local itbl, iparams = finish(it)
   out[#out + 1] = common.stack({
     name = names.iam, kind = "iam", service = svc.name,
-    template = it:to_table(), parameters = only_declared(values, declared(it)),
+    template = itbl, parameters = only_declared(values, iparams),
     tags = common.tags("iam", { service = svc.name }), depends = iam_depends,
     capabilities = { "CAPABILITY_IAM" }, stack_policy = STACK_POLICY, warnings = warnings,
     description = "Pipeline key, artifact bucket, connection and roles for service " .. svc.name,
@@ -1311,9 +1315,10 @@ local function service_stacks(model, ctx, svc, index, out)
   for param, output in pairs(imports) do pvalues[param] = common.export_name(names.iam, output) end
   local pdeps = { names.iam }
   for i = 1, #depends do pdeps[#pdeps + 1] = depends[i] end
+  local ptbl, pparams = finish(pt)
   out[#out + 1] = common.stack({
     name = names.pipeline, kind = "pipeline", service = svc.name,
-    template = pt:to_table(), parameters = only_declared(pvalues, declared(pt)), tags = tags,
+    template = ptbl, parameters = only_declared(pvalues, pparams), tags = tags,
     depends = pdeps, secret_parameters = secret, warnings = warnings,
     description = "CodePipeline for service " .. svc.name,
   })
@@ -1357,11 +1362,11 @@ local function place_and_target(model, ctx, svc, cfg, out, first)
   for _, key in ipairs({ "acpt", "prod" }) do
     local tg = cfg.targets[key]
     if tg then
-      local t = M.target_template(cfg, key)
+      local tbl, params = finish(M.target_template(cfg, key))
       local d = common.stack({
         name = common.stack_name(ns, "pipeline", svc.name, tg.env), kind = "pipeline", service = svc.name,
-        env = tg.env, template = t:to_table(),
-        parameters = only_declared(parameter_values(cfg), declared(t)),
+        env = tg.env, template = tbl,
+        parameters = only_declared(parameter_values(cfg), params),
         tags = common.tags("pipeline", { service = svc.name, environment = tg.env }),
         capabilities = { "CAPABILITY_IAM" },
         description = "Deploy and test projects of service " .. svc.name .. " in account " .. tg.account
@@ -1413,7 +1418,7 @@ function M.provision(model, ctx, svc, path, out)
     local cfg, err = M.settings(vcfg, { namespace = ns, catalog = true, path = "catalog", version = ctx.version,
       baseurl = ctx.baseurl, basedir = ctx.basedir, cfn_role = model.roles and model.roles.cloudFormation })
     if not cfg then return nil, err end
-    local params = declared(M.product_template(cfg))
+    local _, params = finish(M.product_template(cfg))
     local filtered = only_declared(values, params)
     for k, def in pairs(params) do
       if filtered[k] == nil and def.Default == nil and not def.NoEcho then

@@ -68,7 +68,7 @@ function M.stack(model, svc, ctx)
 
   return common.stack({
     name = name, kind = "repo", service = svc.name,
-    template = t:to_table(), parameters = params,
+    template = t:to_table({ consume = true }), parameters = params,
     tags = common.tags("repo", { service = svc.name }),
     depends = {},
     description = "ECR repository " .. repo_name,

@@ -89,7 +89,7 @@ function M.stack(sc, s)
   if not sc.disable_iam then table.insert(depends, 1, sc.stack.iam) end
   return common.stack({
     name = name, kind = "schedule", env = sc.envname, service = sc.name,
-    template = t:to_table(), parameters = params,
+    template = t:to_table({ consume = true }), parameters = params,
     tags = common.tags("schedule", { environment = sc.envname, service = sc.name, provider = sc.provider }),
     depends = depends,
     description = "schedule " .. s.name .. " of " .. sc.name .. " in " .. sc.envname,

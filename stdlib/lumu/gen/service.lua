@@ -664,7 +664,7 @@ function M.stack(sc)
   if sc.ec2 then b, depends = ec2_stack(sc) else b, depends = ecs_stack(sc) end
   return common.stack({
     name = sc.stack.service, kind = "service", env = sc.envname, service = sc.name,
-    template = b.t:to_table(), parameters = b.params,
+    template = b.t:to_table({ consume = true }), parameters = b.params,
     tags = common.tags("service", { environment = sc.envname, service = sc.name, provider = sc.provider }),
     depends = depends,
     description = "service " .. sc.name .. " in " .. sc.envname .. " (" .. sc.provider .. ")",
@@ -701,7 +701,7 @@ function M.bucket_stack(model, ctx)
   b.t:output("Bucket", bucket.ref, { description = "Bucket name", export = common.export_name(name, "Bucket") })
   b.t:output("BucketURL", sub("s3://${Bucket}"), { description = "Bucket URL" })
   return common.stack({
-    name = name, kind = "bucket", template = b.t:to_table(), parameters = b.params,
+    name = name, kind = "bucket", template = b.t:to_table({ consume = true }), parameters = b.params,
     tags = common.tags("bucket", {}), depends = {},
     description = "S3 bucket for CodeDeploy revisions",
   })
@@ -717,7 +717,7 @@ function M.app_stack(model, svc, ctx)
   }, { Metadata = meta("CodeDeploy application of " .. svc.name) })
   b.t:output("ApplicationName", app.ref, { export = common.export_name(name, "ApplicationName") })
   return common.stack({
-    name = name, kind = "app", service = svc.name, template = b.t:to_table(), parameters = b.params,
+    name = name, kind = "app", service = svc.name, template = b.t:to_table({ consume = true }), parameters = b.params,
     tags = common.tags("app", { service = svc.name }), depends = {},
     description = "CodeDeploy application " .. ns .. "-" .. svc.name,
   })

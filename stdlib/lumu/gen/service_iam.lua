@@ -305,7 +305,7 @@ function M.stack(sc)
   end
   return common.stack({
     name = name, kind = "iam", env = sc.envname, service = sc.name,
-    template = t:to_table(), parameters = sc._iam_params,
+    template = t:to_table({ consume = true }), parameters = sc._iam_params,
     tags = common.tags("iam", { environment = sc.envname, service = sc.name, provider = sc.provider }),
     depends = depends,
     description = "IAM roles of " .. sc.name .. " in " .. sc.envname,

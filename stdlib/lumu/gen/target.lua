@@ -47,7 +47,7 @@ function M.stack(info)
   if info.az_count then params.AZCount = tostring(info.az_count) end
   return common.stack({
     name = info.names.network, kind = "target", env = info.name,
-    template = M.template(info):to_table(), parameters = params,
+    template = M.template(info):to_table({ consume = true }), parameters = params,
     tags = common.tags("target", { environment = info.name, provider = info.provider }),
     depends = info.names.iam_common and { info.names.iam_common } or {},
     description = "existing VPC " .. vt.vpcId .. " for environment " .. info.name,

@@ -125,7 +125,7 @@ function M.baseline_template(ns)
       }) } } }),
     })
   t:output("DeployRoleArn", deploy:getatt("Arn"), { description = "The pipelines' deploy role in this account" })
-  return t:to_table()
+  return t:to_table({ consume = true })
 end
 
 local function trail_bucket(model, ns)
@@ -195,7 +195,7 @@ function M.product_template(model, ns)
   t:output("BaselineStackSetId", set:getatt("StackSetId"), { description = "The baseline StackSet" })
   t:output("DeployRoleArn", cfn.Sub("arn:${AWS::Partition}:iam::${Id}:role/${DeployRoleName}",
     { Id = account:getatt("AccountId") }), { description = "Give this to the environment as role" })
-  return t:to_table()
+  return t:to_table({ consume = true })
 end
 
 local function iam_template(ns)
@@ -239,7 +239,7 @@ local function iam_template(ns)
     .. "the template checks take no resource ARN; iam:CreateServiceLinkedRole is limited to Organizations' role "
     .. "by the condition iam:AWSServiceName" } }) } } })
   t:output("VendingRoleArn", role:getatt("Arn"), { export = cfn.Sub("${AWS::StackName}-VendingRoleArn") })
-  return t:to_table()
+  return t:to_table({ consume = true })
 end
 
 local function product_stack(ns, v, key)
@@ -263,7 +263,7 @@ local function product_stack(ns, v, key)
     Description = "lumu: vend accounts with the vending launch role",
   }, { DependsOn = assoc })
   t:output("ProductId", product, { export = cfn.Sub("${AWS::StackName}-ProductId") })
-  return t:to_table()
+  return t:to_table({ consume = true })
 end
 
 function M.stacks(model, ctx)

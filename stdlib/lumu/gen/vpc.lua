@@ -278,7 +278,7 @@ function M.stack(info)
   if c.keyName and c.keyName ~= "" then params.BastionKeyName = c.keyName end
   return common.stack({
     name = info.names.network, kind = "vpc", env = info.name,
-    template = t:to_table(), parameters = params,
+    template = t:to_table({ consume = true }), parameters = params,
     tags = common.tags("vpc", { environment = info.name, provider = info.provider }),
     depends = info.names.iam_common and { info.names.iam_common } or {},
     description = "VPC, subnets, NAT and routing for environment " .. info.name,
