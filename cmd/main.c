@@ -12,6 +12,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+/* No core files: a crashed lumu's memory holds credentials, session tokens
+ * and passwords, and a core file would write them to disk.  LUMU_CORE_DUMPS=1
+ * keeps the limit the shell gave (to debug a crash).  Only the soft limit is
+ * lowered, so a child that needs core dumps can raise it again. */
+static void no_core_dumps(void)
+{
+    const char *keep = getenv("LUMU_CORE_DUMPS");
+    if (keep && *keep && strcmp(keep, "0") != 0)
+        return;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_CORE, &rl) == 0 && rl.rlim_cur != 0) {
+        rl.rlim_cur = 0;
+        (void)setrlimit(RLIMIT_CORE, &rl);
+    }
+}
 
 /* True when -E comes before the script/command, as lua.c decides it: the
  * environment must be ignored before the libraries are opened. */
@@ -57,6 +74,7 @@ static int pmain(lua_State *L)
 
 int main(int argc, char **argv)
 {
+    no_core_dumps();
     const char *track = getenv("LUMU_TRACK_ALLOC");
     if (track && *track && strcmp(track, "0") != 0)
         lumu_track_enable(strtol(getenv("LUMU_FAIL_ALLOC") ? getenv("LUMU_FAIL_ALLOC") : "0",

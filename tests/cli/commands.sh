@@ -119,5 +119,14 @@ cd /
 run "$LUMU" -e 'print((pcall(require, "team.mod")))'; expect "no lua_modules outside the project" 0 false
 cd "$TMP"
 
+# no core files (a crashed lumu's memory holds credentials) unless LUMU_CORE_DUMPS=1
+limits='for l in io.lines("/proc/self/limits") do local v = l:match("^Max core file size%s+(%S+)") if v then print(v) end end'
+if [ -r /proc/self/limits ]; then
+  run bash -c "ulimit -S -c unlimited 2>/dev/null || ulimit -S -c 1000; exec \"\$0\" -e '$limits'" "$LUMU"
+  expect "core dumps off by default" 0 0
+  run bash -c "ulimit -S -c 1000; LUMU_CORE_DUMPS=1 exec \"\$0\" -e '$limits'" "$LUMU"
+  case $out in 0) bad "LUMU_CORE_DUMPS=1 keeps the shell's limit (got $out)" ;; *) ok ;; esac
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
