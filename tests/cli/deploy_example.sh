@@ -24,68 +24,10 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_REGIO
   AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY NO_PROXY='*'
 pass=0 fail=0
 
-PY=
-for p in python3 /usr/bin/python3; do
-  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import botocore' 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-  echo "deploy_example.sh: no python3 with botocore (install python3-botocore)" >&2
-  echo "deploy_example.sh: 0 passed, 1 failed"
-  exit 1
-fi
-
-"$PY" "$SRC/tests/support/fakeaws" --port 0 --resource-ms 5 --idle 600 >"$TMP/fake.out" 2>"$TMP/fake.err" &
-FAKEPID=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$TMP/fake.out")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-if [ -z "$PORT" ]; then
-  echo "deploy_example.sh: fakeaws did not start: $(cat "$TMP/fake.err")" >&2
-  echo "deploy_example.sh: 0 passed, 1 failed"
-  exit 1
-fi
-E=http://127.0.0.1:$PORT
-export AWS_ENDPOINT_URL=$E
-
-run() {
-  "$@" >"$TMP/.stdout" 2>"$TMP/.stderr" </dev/null
-  rc=$?
-  out=$(cat "$TMP/.stdout")
-  err=$(cat "$TMP/.stderr")
-  cat "$TMP/.stdout" "$TMP/.stderr" >>"$TMP/all-output"
-}
-ok() { pass=$((pass + 1)); }
-bad() {
-  fail=$((fail + 1))
-  printf 'FAIL: %s\n  rc=%s\n  stdout: %s\n  stderr: %s\n' "$1" "$rc" "$(printf '%s' "$out" | tail -n 20)" \
-    "$(printf '%s' "$err" | tail -n 30)" >&2
-}
-expect_rc() { if [ "$rc" = "$2" ]; then ok; else bad "$1 (want rc=$2)"; fi; }
-expect_out() {
-  case $out in *"$3"*) if [ "$rc" = "$2" ]; then ok; else bad "$1 (want rc=$2)"; fi ;;
-  *) bad "$1 (want stdout containing '$3')" ;; esac
-}
-expect_err() {
-  case $err in *"$3"*) if [ "$rc" = "$2" ]; then ok; else bad "$1 (want rc=$2)"; fi ;;
-  *) bad "$1 (want stderr containing '$3')" ;; esac
-}
-check() { if eval "$2"; then ok; else bad "$1"; fi; }
-
-# fakeaws's call log: calls [SERVICE [OPERATION]] -> count; calls_reset
-calls() {
-  "$PY" - "$E" "${1:-}" "${2:-}" <<'EOF'
-import json, sys, urllib.request
-url, svc, op = sys.argv[1], sys.argv[2], sys.argv[3]
-log = json.load(urllib.request.urlopen(url + "/__fake/calls"))
-print(sum(1 for c in log if (not svc or c["service"] == svc) and (not op or c["operation"] == op)))
-EOF
-}
-calls_reset() {
-  "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/__fake/calls/reset", data=b"{}", method="POST"))' "$E"
-}
+NAME=deploy_example.sh
+RUN_LOG=$TMP/all-output
+. "$SRC/tests/cli/lib/fakeaws.sh"
+fakeaws_start
 
 cd "$TMP"
 cp "$SRC/scripts/example/lumu.lua" lumu.lua
@@ -93,9 +35,9 @@ cp "$SRC/scripts/example/lumu.lua" lumu.lua
 # lumu up --yes: the whole example ---------------------------------------------------------
 run "$LUMU" up --yes
 expect_rc "up --yes of the example" 0
-check "up: every create went through a change set" '[ "$(calls cloudformation ExecuteChangeSet)" -ge 18 ]'
-check "up: no direct CreateStack/UpdateStack" '[ "$(calls cloudformation CreateStack)" = 0 ] && [ "$(calls cloudformation UpdateStack)" = 0 ]'
-check "up: one SSM password per database" '[ "$(calls ssm PutParameter)" = 2 ]'
+check "up: every create went through a change set" '[ "$(fake_calls cloudformation ExecuteChangeSet)" -ge 18 ]'
+check "up: no direct CreateStack/UpdateStack" '[ "$(fake_calls cloudformation CreateStack)" = 0 ] && [ "$(fake_calls cloudformation UpdateStack)" = 0 ]'
+check "up: one SSM password per database" '[ "$(fake_calls ssm PutParameter)" = 2 ]'
 run "$LUMU" env list
 expect_out "env list: acceptance" 0 "mu-environment-acceptance"
 expect_out "env list: production" 0 "mu-environment-production"
@@ -109,7 +51,7 @@ expect_rc "diff after up: no changes (exit 0)" 0
 # the password: created once, kept, printed only by get-password -------------------------------
 run "$LUMU" db up acceptance --yes
 expect_rc "db up again" 0
-check "db up again keeps the password" '[ "$(calls ssm PutParameter)" = 2 ]'
+check "db up again keeps the password" '[ "$(fake_calls ssm PutParameter)" = 2 ]'
 run "$LUMU" db get-password acceptance
 expect_rc "db get-password" 0
 PW=$out
@@ -140,7 +82,7 @@ expect_out "svc push prints the image" 0 ":abc1234"
 check "svc push: login, build, push" '[ "$(cut -d" " -f1 docker.log | tr "\n" " ")" = "login build push " ]'
 check "svc push: the ECR password went over stdin" '[ -s docker.log.stdin ]'
 check "svc push: never on a command line" '! grep -q -F -- "$(cat docker.log.stdin)" docker.log'
-check "svc push: ECR token asked once" '[ "$(calls ecr GetAuthorizationToken)" = 1 ]'
+check "svc push: ECR token asked once" '[ "$(fake_calls ecr GetAuthorizationToken)" = 1 ]'
 
 # env terminate ------------------------------------------------------------------------------------------
 run "$LUMU" env terminate acceptance --yes
@@ -154,19 +96,19 @@ expect_err "terminate: the managed password is deleted too" 1 "does not exist"
 # diff with changes; no prompt without a terminal -----------------------------------------------------------
 run "$LUMU" diff
 expect_rc "diff with stacks missing: exit 2" 2
-calls_reset
+fake_calls_reset
 run "$LUMU" env up acceptance
 expect_rc "env up without --yes and without a terminal: exit 4" 4
-check "exit 4: nothing executed" '[ "$(calls cloudformation ExecuteChangeSet)" = 0 ]'
+check "exit 4: nothing executed" '[ "$(fake_calls cloudformation ExecuteChangeSet)" = 0 ]'
 run "$LUMU" env list
 check "exit 4: acceptance still absent" 'case $out in *mu-environment-acceptance*) false ;; *) true ;; esac'
 
 # a dry run makes no AWS call --------------------------------------------------------------------------------
-calls_reset
+fake_calls_reset
 run "$LUMU" up --dryrun -O "$TMP/dry"
 expect_err "up --dryrun" 0 "nothing deployed"
 check "dry run: files written" '[ -s dry/mu-vpc-acceptance.template.json ]'
-check "dry run: no AWS call" '[ "$(calls)" = 0 ]'
+check "dry run: no AWS call" '[ "$(fake_calls)" = 0 ]'
 
 # purge --------------------------------------------------------------------------------------------------------
 run "$LUMU" purge

@@ -30,54 +30,9 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_REGIO
   AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY NO_PROXY='*'
 pass=0 fail=0
 
-PY=
-for p in python3 /usr/bin/python3; do
-  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import botocore' 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-  echo "org_accounts.sh: no python3 with botocore (install python3-botocore)" >&2
-  echo "org_accounts.sh: 0 passed, 1 failed"
-  exit 1
-fi
-
-"$PY" "$SRC/tests/support/fakeaws" --port 0 --resource-ms 5 --idle 600 >"$TMP/fake.out" 2>"$TMP/fake.err" &
-FAKEPID=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$TMP/fake.out")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-if [ -z "$PORT" ]; then
-  echo "org_accounts.sh: fakeaws did not start: $(cat "$TMP/fake.err")" >&2
-  echo "org_accounts.sh: 0 passed, 1 failed"
-  exit 1
-fi
-E=http://127.0.0.1:$PORT
-export AWS_ENDPOINT_URL=$E
-
-run() {
-  "$@" >"$TMP/.stdout" 2>"$TMP/.stderr" </dev/null
-  rc=$?
-  out=$(cat "$TMP/.stdout")
-  err=$(cat "$TMP/.stderr")
-}
-ok() { pass=$((pass + 1)); }
-bad() {
-  fail=$((fail + 1))
-  printf 'FAIL: %s\n  rc=%s\n  stdout: %s\n  stderr: %s\n' "$1" "$rc" "$(printf '%s' "$out" | tail -n 20)" \
-    "$(printf '%s' "$err" | tail -n 30)" >&2
-}
-expect_rc() { if [ "$rc" = "$2" ]; then ok; else bad "$1 (want rc=$2)"; fi; }
-expect_out() {
-  case $out in *"$3"*) if [ "$rc" = "$2" ]; then ok; else bad "$1 (want rc=$2)"; fi ;;
-  *) bad "$1 (want stdout containing '$3')" ;; esac
-}
-expect_err() {
-  case $err in *"$3"*) if [ "$rc" = "$2" ]; then ok; else bad "$1 (want rc=$2)"; fi ;;
-  *) bad "$1 (want stderr containing '$3')" ;; esac
-}
-check() { if eval "$2"; then ok; else bad "$1"; fi; }
+NAME=org_accounts.sh
+. "$SRC/tests/cli/lib/fakeaws.sh"
+fakeaws_start
 
 post() { # post PATH JSON
   "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST", headers={"Content-Type": "application/json"}))' "$E$1" "$2"
