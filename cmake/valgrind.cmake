@@ -11,7 +11,8 @@
 # Every ctest runs under valgrind: C tests and `lumu test` specs directly;
 # the CLI tests' bash under valgrind with --trace-children, so the lumu it
 # starts is checked too, while system programs (python3 fakeaws, coreutils,
-# tmux, chromium: everything under /usr, /bin, /sbin) run natively.
+# tmux, chromium: everything under /usr, /bin, /sbin, and any python) run
+# natively.
 # A test fails on any memcheck error (invalid read/write, use of
 # uninitialised values, bad free) or a *definite* leak in any traced
 # process; "possible" and "still reachable" blocks are neither shown nor
@@ -46,7 +47,9 @@ string(JOIN " " MEMORYCHECK_COMMAND_OPTIONS
   # twice the cost: add it by hand when chasing one (ctest -R that-test)
   --num-callers=30
   --trace-children=yes                 # the lumu that CLI test scripts start
-  --trace-children-skip=/usr/*,/bin/*,/sbin/*   # but not python3, bash's helpers, tmux, chromium
+  # but not python3 (fakeaws, botocore checks; also a pyenv shim or python
+  # outside /usr), bash's helpers, tmux, chromium
+  --trace-children-skip=/usr/*,/bin/*,/sbin/*,*/python*,*/pyenv*,*/.pyenv/*
   --child-silent-after-fork=yes        # no reports from forked children that exec nothing traced
 )
 # include(CTest) wrote DartConfiguration.tcl before this file was read:

@@ -153,10 +153,10 @@ describe("lumu.xml.parse errors", function()
       prev = "lol" .. i
     end
     lol[#lol + 1] = "]><lolz>&lol9;</lolz>"
-    local t0 = os.clock()
+    -- expat's amplification limit stops it (no timing here: tests/bench
+    -- measures speed; without the limit this expands to 3 GB and fails on memory)
     local err = errof(table.concat(lol))
     assert.matches("amplification", err)
-    assert.is_true(os.clock() - t0 < 5)
   end)
 
   it("raises on bad arguments", function()
