@@ -284,6 +284,17 @@ describe("lumu.aws against a signature-verifying endpoint", function()
         "(HTTP 400, request id e7a1c3d5-9b2f-4e6a-8c0d-1f3b5d7f9a2c)\n", err)
     end)
 
+    it("exits 1, not 2, when a known service's model does not load", function()
+      local dir = tmp .. "/badmodels/sqs/2012-11-05"
+      assert(fs.mkdir(dir))
+      assert(fs.write(dir .. "/service-2.json", "{broken"))
+      local out, rc, err = run("sqs list-queues", "LUMU_MODELS_DIR=" .. tmp .. "/badmodels")
+      assert.are.equal(1, rc, err)
+      assert.are.equal("", out)
+      assert.matches("^lumu: aws: service sqs: .*service%-2%.json: invalid JSON", err)
+      assert.are.equal(0, #log_since())
+    end)
+
     it("exits 2 with a suggestion for unknown operations and parameters", function()
       local _, rc, err = run("cloudformation describe-stack")
       assert.are.equal(2, rc)

@@ -77,7 +77,11 @@ function M.run(ctx, args, opts)
     return 0
   end
   local minfo, merr = _aws.model(service)
-  if not minfo then return nil, "aws: " .. merr, 2 end
+  if not minfo then
+    -- an unknown service is a usage error; a model that does not load (bad
+    -- data under LUMU_MODELS_DIR, no memory) is not
+    return nil, "aws: " .. merr, merr:find("^unknown service") and 2 or 1
+  end
   if not opname then
     for _, op in ipairs(_aws.operations(service)) do out:write(kebab(op), "\n") end
     return 0
