@@ -636,8 +636,7 @@ bool json_parse_response(const aws_model *m, const aws_operation *op,
         json_error_fields(resp, json_is_object(doc) ? doc : NULL, rest, code, sizeof code, msg,
                           sizeof msg);
         if (!doc && perr.code == AWS_ERR_PARSE) /* not JSON: the text is the message */
-            snprintf(msg, sizeof msg, "%.*s", (int)(resp->body_len > 400 ? 400 : resp->body_len),
-                     body);
+            aws_error_snippet(msg, sizeof msg, body, resp->body_len, 300);
         const aws_shape *es = aws_model_error_shape(m, op, code);
         json_t *members = json_object();
         if (!members) {

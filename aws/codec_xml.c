@@ -685,8 +685,7 @@ static bool xml_error(const aws_model *m, const aws_operation *op, const aws_htt
             return false;
         }
         /* not XML: keep the status as the code, the text as the message */
-        snprintf(msg, sizeof msg, "%.*s", (int)(resp->body_len > 400 ? 400 : resp->body_len),
-                 body);
+        aws_error_snippet(msg, sizeof msg, body, resp->body_len, 300);
         return fail_service(resp, code, msg, meta, NULL, out, err);
     }
     const xnode *en = error_node(root);

@@ -171,3 +171,47 @@ char *aws_strdup(const char *s)
 {
     return s ? aws_strndup(s, strlen(s)) : NULL;
 }
+
+static bool snippet_blank(unsigned char c)
+{
+    return c <= ' ' || c == 0x7f;
+}
+
+char *aws_error_snippet(char *dst, size_t n, const char *body, size_t len, size_t max)
+{
+    if (n == 0)
+        return dst;
+    if (max > n - 1 || n - 1 - max < 3)
+        max = n > 4 ? n - 4 : 0; /* room for "..." and the NUL */
+    size_t o = 0, i = 0;
+    bool space = false;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (snippet_blank(c)) {
+            space = o > 0;
+            continue;
+        }
+        if (o + (space ? 1 : 0) >= max)
+            break;
+        if (space)
+            dst[o++] = ' ';
+        space = false;
+        dst[o++] = (char)c;
+    }
+    while (i < len && snippet_blank((unsigned char)body[i]))
+        i++;
+    if (i < len) { /* cut: not inside a UTF-8 sequence, then "..." */
+        size_t k = o;
+        while (k > 0 && ((unsigned char)dst[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0 && (unsigned char)dst[k - 1] >= 0xC0) {
+            size_t need = (unsigned char)dst[k - 1] >= 0xF0 ? 4 : (unsigned char)dst[k - 1] >= 0xE0 ? 3 : 2;
+            if (o - (k - 1) < need)
+                o = k - 1;
+        }
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
+    return dst;
+}

@@ -71,6 +71,12 @@ bool aws_error_set(aws_error *e, aws_errcode code, const char *fmt, ...)
 bool aws_error_set_service(aws_error *e, int http_status, const char *aws_code,
                            const char *message, const char *request_id, bool retryable);
 
+/* An error body the protocol could not parse, as a one-line message: at
+ * most `max` bytes of `body` (max < n), each run of whitespace or control
+ * characters as one space, leading/trailing space dropped, "..." appended
+ * when cut.  Returns dst (always NUL-terminated when n > 0). */
+char *aws_error_snippet(char *dst, size_t n, const char *body, size_t len, size_t max);
+
 /* Shorthand for aws_error_set(e, AWS_ERR_NO_MEMORY, "out of memory"). */
 bool aws_error_oom(aws_error *e);
 

@@ -328,6 +328,42 @@ static void dynamodb(void **state)
     json_decref(r.out);
 }
 
+/* A body the protocol cannot parse becomes a one-line message: whitespace
+ * runs (newlines too) are one space, long bodies are cut with "...". */
+static void unparseable_error_bodies(void **state)
+{
+    (void)state;
+    const char *xml = "<?xml version=\"1.0\"?>\n<ErrorResponse>\n  <Error>\r\n\t<Code>NotImplemented</Code>"
+                      "</Error>\n</ErrorResponse>\n";
+    result r = parse_s(model("dynamodb"), "GetItem", 501, xml);
+    assert_false(r.ok);
+    assert_string_equal(r.err.message, "<?xml version=\"1.0\"?> <ErrorResponse> <Error> "
+                                       "<Code>NotImplemented</Code></Error> </ErrorResponse>");
+    json_decref(r.out);
+    r = parse_s(model("sts"), "GetCallerIdentity", 502, "{\n  \"not\": \"xml\"\n}");
+    assert_string_equal(r.err.message, "{ \"not\": \"xml\" }");
+    json_decref(r.out);
+
+    char big[2000];
+    memset(big, 'x', sizeof big);
+    big[100] = '\n';
+    r = parse(model("dynamodb"), "GetItem", 500, NULL, 0, big, sizeof big);
+    assert_int_equal(strlen(r.err.message), 303);
+    assert_null(strchr(r.err.message, '\n'));
+    assert_string_equal(r.err.message + 300, "...");
+    json_decref(r.out);
+
+    char buf[16];
+    assert_string_equal(aws_error_snippet(buf, sizeof buf, "  a \n\n b  ", 11, 100), "a b");
+    assert_string_equal(aws_error_snippet(buf, sizeof buf, "abcdefghijklmnopqrstuvwxyz", 26, 100),
+                        "abcdefghijkl...");
+    assert_string_equal(aws_error_snippet(buf, sizeof buf, "abcdef", 6, 5), "abcde...");
+    assert_string_equal(aws_error_snippet(buf, sizeof buf, "abcde   ", 8, 5), "abcde");
+    /* "\xc3\xa9" is one character: never cut in half */
+    assert_string_equal(aws_error_snippet(buf, sizeof buf, "abcd\xc3\xa9" "f", 7, 5), "abcd...");
+    assert_string_equal(aws_error_snippet(buf, sizeof buf, "", 0, 5), "");
+}
+
 static void eks_rest_json(void **state)
 {
     (void)state;
@@ -607,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(query_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(ec2_describe_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(s3_get_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(unparseable_error_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(s3_list_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(s3_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(dynamodb, setup, teardown),

@@ -69,6 +69,20 @@ def model(service):
         return _MODELS[service]
 
 
+def wire(service):
+    """How fakeaws writes responses and errors for a service: its own
+    protocol for the services it implements, else the one botocore's model
+    names (json for json/rest-json, query's ErrorResponse XML for the rest),
+    so that even "not implemented" reaches a client in a form it parses."""
+    if service in PROTOCOLS:
+        return PROTOCOLS[service]
+    try:
+        proto = model(service).metadata.get("protocol", "query")
+    except Exception:  # botocore: UnknownServiceError
+        return "query"
+    return "json" if proto in ("json", "rest-json") else "query"
+
+
 def operation(service, name):
     try:
         return model(service).operation_model(name)

@@ -440,7 +440,7 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     auth_fail = None
                 service = self._route(req, info)
-                proto = protocol.PROTOCOLS.get(service, "query")
+                proto = protocol.wire(service)
                 op = self._operation(service, req)
                 entry.update(service=service, operation=op)
                 if auth_fail:
