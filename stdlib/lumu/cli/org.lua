@@ -47,32 +47,28 @@ local function stacks_of(s)
   return M.pick(stacks, s.model, s.namespace)
 end
 
-local function no_args(s, args)
-  if #args > 0 then return nil, s.name .. ": unexpected argument '" .. args[1] .. "'", 2 end
-  return true
-end
-
-local function up(ctx, args, opts)
+-- The session and the organization's descriptors of a subcommand (which
+-- takes no arguments), or nil, message, exit code.
+local function prepare(ctx, args, opts, no_dryrun)
   local s, err, code = project.session(ctx, opts)
   if not s then return nil, err, code end
-  local ok
-  ok, err, code = no_args(s, args)
-  if not ok then return nil, err, code end
+  if #args > 0 then return nil, s.name .. ": unexpected argument '" .. args[1] .. "'", 2 end
+  if no_dryrun and s.dryrun then return nil, s.name .. ": --dryrun has nothing to write", 2 end
   local descs
   descs, err, code = stacks_of(s)
   if not descs then return nil, err, code end
+  return s, descs
+end
+
+local function up(ctx, args, opts)
+  local s, descs, code = prepare(ctx, args, opts)
+  if not s then return nil, descs, code end
   return s:up(descs)
 end
 
 local function diff(ctx, args, opts)
-  local s, err, code = project.session(ctx, opts)
-  if not s then return nil, err, code end
-  local ok
-  ok, err, code = no_args(s, args)
-  if not ok then return nil, err, code end
-  local descs
-  descs, err, code = stacks_of(s)
-  if not descs then return nil, err, code end
+  local s, descs, code = prepare(ctx, args, opts)
+  if not s then return nil, descs, code end
   return s:diff(descs)
 end
 
@@ -84,15 +80,8 @@ local function sorted_keys(t)
 end
 
 local function show(ctx, args, opts)
-  local s, err, code = project.session(ctx, opts)
-  if not s then return nil, err, code end
-  local ok
-  ok, err, code = no_args(s, args)
-  if not ok then return nil, err, code end
-  if s.dryrun then return nil, s.name .. ": --dryrun has nothing to write", 2 end
-  local descs
-  descs, err, code = stacks_of(s)
-  if not descs then return nil, err, code end
+  local s, descs, code = prepare(ctx, args, opts, true)
+  if not s then return nil, descs, code end
   local rows = {}
   for _, d in ipairs(descs) do
     local c, cerr = s:client("cloudformation", d)
