@@ -133,137 +133,79 @@ function M.run(text, opts)
     return name
   end
 
-  function env.environment(t)
-    local where = call_site(2)
-    if expect_table("environment", t, where) then
-      register(t, where, 0)
-      state.envs[#state.envs + 1] = t
-    end
-    return t
-  end
-
-  function env.service(t)
-    local where = call_site(2)
-    if expect_table("service", t, where) then
-      register(t, where, 0)
-      state.services[#state.services + 1] = t
-    end
-    return t
-  end
-
-  function env.database(t)
-    local where = call_site(2)
-    if expect_table("database", t, where) then
-      register(t, where, 0)
-      state.dbs[#state.dbs + 1] = { t = t, where = where }
-    end
-    return t
-  end
-
-  function env.pipeline(t)
-    local where = call_site(2)
-    if expect_table("pipeline", t, where) then
-      register(t, where, 0)
-      state.pipelines[#state.pipelines + 1] = { t = t, where = where }
-    end
-    return t
-  end
-
-  function env.dynamodb(t)
-    local where = call_site(2)
-    if expect_table("dynamodb", t, where) then
-      register(t, where, 0)
-      state.tables[#state.tables + 1] = { t = t, where = where }
-    end
-    return t
-  end
-
-  function env.catalog(t)
-    local where = call_site(2)
-    if expect_table("catalog", t, where) then
-      register(t, where, 0)
-      if not state.catalog then
-        state.catalog = {}
-        site[state.catalog] = where
+  -- name{...} appends its table (or {t =, where =} when `located`) to
+  -- state[list]; `convert` may turn another argument into a table first
+  local function appender(name, list, located, convert)
+    return function(t)
+      local where = call_site(2)
+      if convert then t = convert(t) end
+      if expect_table(name, t, where) then
+        register(t, where, 0)
+        local l = state[list]
+        l[#l + 1] = located and { t = t, where = where } or t
       end
-      -- several catalog{} calls: iamUsers and pipelines lists are concatenated
-      local c = state.catalog
-      for k, v in pairs(t) do
-        local listkey = (k == "iamUsers" or k == "pipelines") and type(v) == "table"
-        if listkey and merged[c[k]] then
-          table.move(v, 1, #v, #c[k] + 1, c[k])
-        elseif listkey and c[k] == nil then
-          c[k] = table.move(v, 1, #v, 1, {})
-          merged[c[k]] = true
-        else
-          c[k] = v
+      return t
+    end
+  end
+
+  -- name{...} called several times merges into state[key]: the keys in
+  -- `lists` concatenate their lists, other keys are replaced
+  local function merger(name, key, lists, allow_nil)
+    return function(t)
+      local where = call_site(2)
+      if t == nil and allow_nil then t = {} end
+      if expect_table(name, t, where) then
+        register(t, where, 0)
+        if not state[key] then
+          state[key] = {}
+          site[state[key]] = where
+        end
+        local c = state[key]
+        for k, v in pairs(t) do
+          local listkey = lists[k] and type(v) == "table"
+          if listkey and merged[c[k]] then
+            table.move(v, 1, #v, #c[k] + 1, c[k])
+          elseif listkey and c[k] == nil then
+            c[k] = table.move(v, 1, #v, 1, {})
+            merged[c[k]] = true
+          else
+            c[k] = v
+          end
         end
       end
+      return t
     end
-    return t
   end
 
-  function env.compliance(t)
-    local where = call_site(2)
-    if t == nil then t = {} end
-    if expect_table("compliance", t, where) then
-      register(t, where, 0)
-      if not state.compliance then
-        state.compliance = {}
-        site[state.compliance] = where
+  -- name{...} may be called once
+  local function single(name, key)
+    return function(t)
+      local where = call_site(2)
+      if expect_table(name, t, where) then
+        register(t, where, 0)
+        set_once(key, name .. "{...}", t, where)
       end
-      -- several compliance{} calls: rules and exclude lists are concatenated
-      local c = state.compliance
-      for k, v in pairs(t) do
-        local listkey = (k == "rules" or k == "exclude") and type(v) == "table"
-        if listkey and merged[c[k]] then
-          table.move(v, 1, #v, #c[k] + 1, c[k])
-        elseif listkey and c[k] == nil then
-          c[k] = table.move(v, 1, #v, 1, {})
-          merged[c[k]] = true
-        else
-          c[k] = v
-        end
-      end
+      return t
     end
-    return t
   end
 
-  -- organization{}: several calls merge (units, accounts, policies concatenated)
-  local ORG_LISTS = { units = true, accounts = true, policies = true }
-  function env.organization(t)
-    local where = call_site(2)
-    if t == nil then t = {} end
-    if expect_table("organization", t, where) then
-      register(t, where, 0)
-      if not state.organization then
-        state.organization = {}
-        site[state.organization] = where
-      end
-      local c = state.organization
-      for k, v in pairs(t) do
-        local listkey = ORG_LISTS[k] and type(v) == "table"
-        if listkey and merged[c[k]] then
-          table.move(v, 1, #v, #c[k] + 1, c[k])
-        elseif listkey and c[k] == nil then
-          c[k] = table.move(v, 1, #v, 1, {})
-          merged[c[k]] = true
-        else
-          c[k] = v
-        end
-      end
-    end
+  env.environment = appender("environment", "envs")
+  env.service = appender("service", "services")
+  env.database = appender("database", "dbs", true)
+  env.pipeline = appender("pipeline", "pipelines", true)
+  env.dynamodb = appender("dynamodb", "tables", true)
+  env.devenv = appender("devenv", "devenvs")
+  env.extension = appender("extension", "extensions", false, function(t)
+    if type(t) == "string" then return { url = t } end
     return t
-  end
-
-  function env.tools(t)
-    local where = call_site(2)
-    if expect_table("tools", t, where) then
-      register(t, where, 0)
-      set_once("tools", "tools{...}", t, where)
-    end
-    return t
-  end
+  end)
+  env.rbac = appender("rbac", "rbac")
+  env.catalog = merger("catalog", "catalog", { iamUsers = true, pipelines = true })
+  env.compliance = merger("compliance", "compliance", { rules = true, exclude = true }, true)
+  env.organization = merger("organization", "organization", { units = true, accounts = true, policies = true },
+    true)
+  env.tools = single("tools", "tools")
+  env.roles = single("roles", "roles")
 
   function env.profiles(t)
     local where = call_site(2)
@@ -274,43 +216,6 @@ function M.run(text, opts)
         site[state.profiles] = where
       end
       for k, v in pairs(t) do state.profiles[k] = v end
-    end
-    return t
-  end
-
-  function env.devenv(t)
-    local where = call_site(2)
-    if expect_table("devenv", t, where) then
-      register(t, where, 0)
-      state.devenvs[#state.devenvs + 1] = t
-    end
-    return t
-  end
-
-  function env.extension(t)
-    local where = call_site(2)
-    if type(t) == "string" then t = { url = t } end
-    if expect_table("extension", t, where) then
-      register(t, where, 0)
-      state.extensions[#state.extensions + 1] = t
-    end
-    return t
-  end
-
-  function env.rbac(t)
-    local where = call_site(2)
-    if expect_table("rbac", t, where) then
-      register(t, where, 0)
-      state.rbac[#state.rbac + 1] = t
-    end
-    return t
-  end
-
-  function env.roles(t)
-    local where = call_site(2)
-    if expect_table("roles", t, where) then
-      register(t, where, 0)
-      set_once("roles", "roles{...}", t, where)
     end
     return t
   end
