@@ -146,6 +146,16 @@ check "no stack of the project in an account it does not belong to" \
   '! where | awk "\$3 != \"DELETE_COMPLETE\"" | grep -Eq "^(123456789012|300000000000) acme-(environment|vpc)-"'
 run L diff
 expect_rc "lumu diff of the pipeline and environments after all: runs per account" 2
+run L pipeline terminate --yes
+expect_err "pipeline terminate: production's stage stack is protected" 1 \
+  "acme-pipeline-orders-production  termination protection is on"
+run L pipeline terminate --yes --allow-data-loss
+expect_rc "pipeline terminate --allow-data-loss" 0
+where >"$TMP/where.txt"
+for st in acme-pipeline-orders acme-iam-pipeline-orders acme-pipeline-orders-acceptance acme-pipeline-orders-production; do
+  check "pipeline terminate: $st deleted" '! grep -E "^[0-9]+ $st " "$TMP/where.txt" | grep -vq DELETE_COMPLETE'
+done
+check "pipeline terminate: the environments stay" 'landed acme-environment-production 500000000000'
 
 # misuse -----------------------------------------------------------------------------------------
 mkdir "$TMP/plain"

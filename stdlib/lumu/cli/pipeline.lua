@@ -8,6 +8,8 @@
 --       or source.tokenSecret).
 --   pipeline list             (alias ls) the pipeline stacks
 --   pipeline terminate [SERVICE]   (alias term) the pipeline and its IAM stack
+--       (and, for environments in other accounts, the stages' project stacks
+--       there)
 --   pipeline logs [FILTER...] [-s SERVICE] [-f] [-t DUR]   the CodeBuild log
 --       groups /aws/codebuild/<ns>-pipeline-<svc>-{artifact,image,
 --       deploy-acceptance,test-acceptance,deploy-production,test-production}
@@ -70,9 +72,10 @@ local function terminate(ctx, args, opts)
     stacks, err, code = s:plan()
     if not stacks then return nil, err, code end
     for _, d in ipairs(stacks) do
-      if (name == nil or d.service == name) and d.env == nil
-          and (d.kind == "pipeline" or d.kind == "catalog-provision"
-            or (d.kind == "iam" and d.name == s.namespace .. "-iam-pipeline-" .. tostring(d.service))) then
+      -- (kind "pipeline" with an env: the stage's projects in another account)
+      if (name == nil or d.service == name)
+          and (d.kind == "pipeline" or (d.env == nil and (d.kind == "catalog-provision"
+            or (d.kind == "iam" and d.name == s.namespace .. "-iam-pipeline-" .. tostring(d.service))))) then
         targets[#targets + 1] = d
       end
     end
