@@ -2,7 +2,7 @@
 # organization in the management account = the caller's, the log archive
 # stack in its account), `lumu up --env acceptance` and `lumu env up
 # production` (each environment in its own account, reached by assuming its
-# deploy role), `lumu pipeline up` (the pipeline in the tools account, the
+# deploy role; the image repository in the tools account), `lumu pipeline up` (the pipeline in the tools account, the
 # cross-account stages' projects in the environments' accounts).  fakeaws's
 # STS hands out credentials bound to the role's account and its
 # CloudFormation records, per stack, the account of the credentials that
@@ -120,9 +120,11 @@ post /__fake/config '{"deny_assume": []}'
 run L up --env acceptance --yes
 expect_rc "up --env acceptance" 0
 for s in acme-iam-common acme-vpc-acceptance acme-loadbalancer-acceptance acme-environment-acceptance \
-  acme-repo-orders acme-iam-service-orders-acceptance acme-service-orders-acceptance acme-devenv-acceptance; do
+  acme-iam-service-orders-acceptance acme-service-orders-acceptance acme-devenv-acceptance; do
   check "up --env acceptance: $s in 400000000000" "landed $s 400000000000"
 done
+check "up --env acceptance: the image repository acme-repo-orders in the tools account" \
+  'landed acme-repo-orders 300000000000'
 check "acceptance: created with the deploy role acme-deploy" \
   'grep -q "^400000000000 acme-environment-acceptance CREATE_COMPLETE 400000000000 arn:aws:sts::400000000000:assumed-role/acme-deploy/" "$TMP/where.txt"'
 

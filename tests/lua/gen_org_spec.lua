@@ -584,7 +584,47 @@ service:
     assert.are.equal("300000000000", by["acme-iam-common"].account) -- all environments: the tools account
     local _, _, sel = plan(PIPE, { environments = { "production" } })
     assert.are.equal("500000000000", sel["acme-iam-common"].account)
-    assert.are.equal("500000000000", sel["acme-repo-orders"].account)
+    -- the image repository stays where the pipeline pushes, whichever environment is deployed
+    assert.are.equal("300000000000", sel["acme-repo-orders"].account)
+    assert.are.equal("300000000000", by["acme-repo-orders"].account)
+  end)
+
+  it("services in other accounts run the tools account's images: named, not imported; pull granted", function()
+    local ecr = { "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer" }
+    for _, env in ipairs({ "acceptance", "production" }) do
+      local svc = by["acme-service-orders-" .. env]
+      local acct = env == "acceptance" and "400000000000" or "500000000000"
+      assert.are.equal(acct, svc.account)
+      local t = svc.template
+      -- exports do not cross accounts: no RepoUrl/RepoArn import anywhere
+      assert.is_nil(t.Parameters.RepoUrl)
+      assert.are.equal("300000000000", svc.parameters.ImageAccount)
+      local c = t.Resources.MicroserviceTaskDefinition.Properties.ContainerDefinitions[1]
+      assert.are.same({ ["Fn::Sub"] = "${ImageAccount}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/acme-orders:${ImageTag}" },
+        c.Image)
+      local iam = by["acme-iam-service-orders-" .. env]
+      assert.is_nil(iam.template.Parameters.RepoArn)
+      local pull
+      for _, st in ipairs(iam.template.Resources.EcsExecutionRole.Properties.Policies[1].PolicyDocument.Statement) do
+        if st.Sid == "EcrPull" then pull = st end
+      end
+      assert.are.same(ecr, pull.Action)
+      assert.are.same({ ["Fn::Sub"] = "arn:${AWS::Partition}:ecr:${AWS::Region}:300000000000:repository/acme-orders" },
+        pull.Resource)
+      assert.is_nil(json.encode(svc.parameters):find("acme-repo-orders", 1, true))
+      clean(t, svc.name)
+      clean(iam.template, iam.name)
+    end
+    local policy = by["acme-repo-orders"].template.Resources.Repo.Properties.RepositoryPolicyText
+    assert.are.same({ { ["Fn::Sub"] = "arn:${AWS::Partition}:iam::400000000000:root" },
+      { ["Fn::Sub"] = "arn:${AWS::Partition}:iam::500000000000:root" } }, policy.Statement[1].Principal.AWS)
+    assert.are.same(ecr, policy.Statement[1].Action)
+    clean(by["acme-repo-orders"].template, "repo")
+    -- an environment in the tools account itself imports as before; no policy without other accounts
+    local _, _, same = plan((PIPE:gsub("400000000000", "300000000000"):gsub("500000000000", "300000000000")))
+    assert.are.equal("acme-repo-orders-RepoUrl", same["acme-service-orders-acceptance"].parameters.RepoUrl)
+    assert.is_nil(same["acme-service-orders-acceptance"].parameters.ImageAccount)
+    assert.is_nil(same["acme-repo-orders"].template.Resources.Repo.Properties.RepositoryPolicyText)
   end)
 
   it("needs tools.account; the same account as tools is not cross-account; goldens without accounts", function()

@@ -444,6 +444,9 @@ function M.place(model, stacks, environments)
         where = env_place(envs[tostring(d.env):lower()])
       elseif CATALOG_KINDS[d.kind] or cat_names[d.name] then
         where = catalog_place
+      elseif d.kind == "repo" and M.placement(model.tools, model) then
+        -- images live where the pipelines push them, whichever environment is deployed
+        where = M.placement(model.tools, model)
       else
         where = shared or M.placement(model.tools, model)
       end

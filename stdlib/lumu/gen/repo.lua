@@ -7,7 +7,9 @@
 --   policy: untagged images expire after `untaggedDays` (default 14), and
 --   only the newest `maxImages` (default 100) images are kept.  Settings
 --   come from svc.repository = {scanOnPush = true, immutableTags = false,
---   maxImages = 100, untaggedDays = 14} when the model has it.
+--   maxImages = 100, untaggedDays = 14} when the model has it.  When
+--   environments are in other accounts than the tools account (tools{account=},
+--   where the repository is), a repository policy lets those accounts pull.
 --   Outputs, exported as <stack>-<Output>: RepoUrl
 --   (<acct>.dkr.ecr.<region>.<suffix>/<name>), RepoArn, RepoName.
 -- repo.stacks(model, ctx) -> one descriptor per service without
@@ -48,7 +50,16 @@ function M.stack(model, svc, ctx)
   local immutable = opts.immutableTags == true
   local max_images = math.tointeger(opts.maxImages) or 100
   local untagged = math.tointeger(opts.untaggedDays) or 14
-  local repo_name = (ns .. "-" .. svc.name):lower()
+  local services = require "lumu.gen.services"
+  local repo_name = services.repo_name(ns, svc)
+  -- environments in other accounts pull from here (lumu.gen.services.image_account)
+  local pullers, seen = {}, {}
+  for _, env in ipairs(model.environments or {}) do
+    if not svc.imageRepository and services.image_account(model, env) and not seen[tostring(env.account)] then
+      seen[tostring(env.account)] = true
+      pullers[#pullers + 1] = cfn.Sub("arn:${AWS::Partition}:iam::" .. tostring(env.account) .. ":root")
+    end
+  end
 
   local t = cfn.template({ description = "lumu: ECR repository for service " .. svc.name })
   local params = {}
@@ -60,6 +71,14 @@ function M.stack(model, svc, ctx)
     ImageTagMutability = immutable and "IMMUTABLE" or "MUTABLE",
     EncryptionConfiguration = { EncryptionType = "AES256" },
     LifecyclePolicy = { LifecyclePolicyText = M.lifecycle_policy(max_images, untagged) },
+    RepositoryPolicyText = #pullers > 0 and {
+      Version = "2012-10-17",
+      Statement = { {
+        Sid = "PullFromEnvironmentAccounts", Effect = "Allow",
+        Principal = { AWS = pullers },
+        Action = { "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer" },
+      } },
+    } or nil,
   }, { Metadata = { ["lumu:description"] = "container images of service " .. svc.name } })
   t:output("RepoUrl", cfn.Sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/${Repo}"),
     { description = "URL to docker push/pull", export = common.export_name(name, "RepoUrl") })

@@ -241,6 +241,10 @@ local function ecs_stack(sc)
   local image
   if sc.image.external then
     image = param(b, "ImageUrl", sc.image.external, { desc = "Docker image URL" })
+  elseif sc.image.account then
+    param(b, "ImageAccount", sc.image.account, { desc = "Account of the ECR repository (the tools account)" })
+    param(b, "ImageTag", "latest", { desc = "Image tag to run (lumu deploy sets the pushed revision)" })
+    image = sub("${ImageAccount}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/" .. sc.image.name .. ":${ImageTag}")
   else
     local repo_url = import(b, "RepoUrl", sc.exports.RepoUrl, "Name of the export holding the ECR repository URL")
     param(b, "ImageTag", "latest", { desc = "Image tag to run (lumu deploy sets the pushed revision)" })

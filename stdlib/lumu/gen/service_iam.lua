@@ -151,7 +151,9 @@ local function ecs_roles(sc, t, outputs)
       Resource = M.log_group_arn(sc) },
   }
   local repo
-  if sc.image.repo then
+  if sc.image.account then
+    repo = sub("arn:${AWS::Partition}:ecr:${AWS::Region}:" .. sc.image.account .. ":repository/" .. sc.image.name)
+  elseif sc.image.repo then
     repo = import_param(sc, "RepoArn", sc.exports.RepoArn, "Name of the export holding the ECR repository ARN")
   elseif sc.image.ecr_arn then
     repo = sub(sc.image.ecr_arn)

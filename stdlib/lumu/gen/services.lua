@@ -292,6 +292,22 @@ local function ecr_arn(image)
 end
 M.ecr_arn = ecr_arn
 
+--- The name of a service's ECR repository (<ns>-repo-<svc> creates it).
+function M.repo_name(ns, svc)
+  return (ns .. "-" .. svc.name):lower()
+end
+
+--- The account holding the images of services in environment env when it is
+-- not env's own: the tools account (tools{account=}), for an environment in
+-- another account.  nil otherwise.
+function M.image_account(model, env)
+  local tools = model.tools
+  local acct = type(tools) == "table" and tools.account
+  if acct == nil or env == nil or env.account == nil then return nil end
+  if tostring(env.account) == tostring(acct) then return nil end
+  return tostring(acct)
+end
+
 function M.context(model, svc, env, ctx, shared)
   local config = require "lumu.config"
   local ns = ctx.namespace or model.namespace or "mu"
@@ -336,6 +352,10 @@ function M.context(model, svc, env, ctx, shared)
   -- image
   if svc.imageRepository then
     sc.image = { external = svc.imageRepository, ecr_arn = ecr_arn(svc.imageRepository) }
+  elseif M.image_account(model, env) then
+    -- the repository lives in the tools account (where the pipeline pushes):
+    -- the service names it (its exports cannot cross accounts)
+    sc.image = { repo = true, account = M.image_account(model, env), name = M.repo_name(ns, svc) }
   else
     sc.image = { repo = true }
   end
