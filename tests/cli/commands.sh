@@ -124,7 +124,8 @@ limits='for l in io.lines("/proc/self/limits") do local v = l:match("^Max core f
 if [ -r /proc/self/limits ]; then
   run bash -c "ulimit -S -c unlimited 2>/dev/null || ulimit -S -c 1000; exec \"\$0\" -e '$limits'" "$LUMU"
   expect "core dumps off by default" 0 0
-  run bash -c "ulimit -S -c 1000; LUMU_CORE_DUMPS=1 exec \"\$0\" -e '$limits'" "$LUMU"
+  # (ASan sets the limit to 0 itself unless told not to)
+  run bash -c "ulimit -S -c 1000; LUMU_CORE_DUMPS=1 ASAN_OPTIONS=\"\${ASAN_OPTIONS:-}:disable_coredump=0\" exec \"\$0\" -e '$limits'" "$LUMU"
   case $out in 0) bad "LUMU_CORE_DUMPS=1 keeps the shell's limit (got $out)" ;; *) ok ;; esac
 fi
 
