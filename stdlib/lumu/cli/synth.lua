@@ -235,7 +235,7 @@ function M._update(dir, files)
     if name == "assets" and fs.isdir(p) then
       local stale, empty = {}, {}
       for path, kind in fs.walk(p) do
-        local rel = path:sub(#dir + 2)
+        local rel = "assets/" .. path:sub(#p + 2) -- walk yields p .. "/" .. ...
         if kind == "directory" then empty[#empty + 1] = path
         elseif not wanted[rel] then stale[#stale + 1] = path end
       end
