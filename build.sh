@@ -4,7 +4,7 @@
 #   ./build.sh test      install what is missing, build, run every test (also under ASan+UBSan)
 #   ./build.sh bench     build, print the benchmarks' figures
 #   ./build.sh build     install what is missing and build build/lumu
-#   ./build.sh memcheck  every test under valgrind memcheck (slow: ~40 min on 2 cores)
+#   ./build.sh memcheck  every test under valgrind memcheck (slow: ~20 min on 2 cores)
 #   ./build.sh faults    200 seeded fault-injection runs against fakeaws (SEEDS=1-200)
 #   ./build.sh fuzz [S]  every libFuzzer harness for S seconds (default 60), clang-14
 set -euo pipefail
