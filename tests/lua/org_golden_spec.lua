@@ -9,6 +9,9 @@
 -- After a deliberate change, regenerate from the repository root:
 --   LUMU_GOLDEN_UPDATE=1 build/lumu test tests/lua/org_golden_spec.lua
 -- (tests/lua/synth_golden_spec.lua owns the other goldens).
+local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local golden = dofile(HERE .. "/golden.lua")
+local sink, esc, tree = golden.sink, golden.esc, golden.tree
 local fs = require "lumu.fs"
 local json = require "lumu.json"
 local cmd = require "lumu.cli.synth"
@@ -18,36 +21,6 @@ local synth = require "lumu.synth"
 local MARKER = "0.0.0-golden"
 local GOLDEN = "tests/golden/org-example"
 local CONFIG = "scripts/org-example/lumu.lua"
-
-local function sink()
-  local buf = {}
-  return { write = function(self, ...)
-    for _, s in ipairs({ ... }) do buf[#buf + 1] = tostring(s) end
-    return self
-  end, text = function() return table.concat(buf) end }
-end
-
-local function esc(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
-local function tree(dir)
-  local out = {}
-  for p, kind in fs.walk(dir) do
-    if kind ~= "directory" then out[#out + 1] = p:sub(#dir + 2) end
-  end
-  table.sort(out)
-  return out
-end
-
-local function first_difference(a, b)
-  local line, ia, ib = 1, 1, 1
-  while true do
-    local ea = a:find("\n", ia, true) or #a + 1
-    local eb = b:find("\n", ib, true) or #b + 1
-    local la, lb = a:sub(ia, ea - 1), b:sub(ib, eb - 1)
-    if la ~= lb or ea > #a or eb > #b then return line, la, lb end
-    ia, ib, line = ea + 1, eb + 1, line + 1
-  end
-end
 
 -- stack -> account/profile/role, one line each, in plan order
 local function accounts(path)
@@ -90,11 +63,7 @@ describe("golden: org-example (" .. CONFIG .. ")", function()
   if os.getenv("LUMU_GOLDEN_UPDATE") == "1" then
     it("regenerates " .. GOLDEN, function()
       assert.are.equal(0, rc, msg)
-      if fs.isdir(GOLDEN) then assert(fs.rmtree(GOLDEN)) end
-      for name, text in pairs(files) do
-        assert(fs.mkdir(fs.dirname(GOLDEN .. "/" .. name)))
-        assert(fs.write(GOLDEN .. "/" .. name, text))
-      end
+      golden.regenerate(GOLDEN, files)
     end)
     return
   end
@@ -109,15 +78,7 @@ describe("golden: org-example (" .. CONFIG .. ")", function()
     for name in pairs(files) do got[#got + 1] = name end
     table.sort(got)
     assert.are.same(tree(GOLDEN), got)
-    for _, name in ipairs(tree(GOLDEN)) do
-      local want = assert(fs.read(GOLDEN .. "/" .. name))
-      local have = files[name] or ""
-      if want ~= have then
-        local line, w, g = first_difference(want, have)
-        error(string.format("%s/%s differs at line %d:\n  golden: %s\n  synth:  %s\n(if intended, regenerate: "
-          .. "LUMU_GOLDEN_UPDATE=1 build/lumu test tests/lua/org_golden_spec.lua)", GOLDEN, name, line, w, g), 0)
-      end
-    end
+    golden.compare(GOLDEN, files, "tests/lua/org_golden_spec.lua")
   end)
 
   it("the mu.yml form gives the same files", function()

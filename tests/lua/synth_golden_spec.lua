@@ -18,6 +18,9 @@
 -- the golden files on purpose from the repository root:
 --   LUMU_GOLDEN_UPDATE=1 build/lumu test tests/lua/synth_golden_spec.lua
 -- and commit them with the change (git diff shows what moved).
+local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local G = dofile(HERE .. "/golden.lua")
+local sink, esc, tree = G.sink, G.esc, G.tree
 local fs = require "lumu.fs"
 local json = require "lumu.json"
 local cmd = require "lumu.cli.synth"
@@ -33,42 +36,9 @@ local CASES = {
   { name = "seed-catalog", config = SHARED .. "/corpus/seed-examples/catalog/mu.yml" },
 }
 
-local function sink()
-  local buf = {}
-  return { write = function(self, ...)
-    for _, s in ipairs({ ... }) do buf[#buf + 1] = tostring(s) end
-    return self
-  end, text = function() return table.concat(buf) end }
-end
-
-local function esc(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
 local function normalise(text)
   text = text:gsub(esc(MARKER), "@VERSION@")
   return (text:gsub(esc(SHARED) .. "/", "@SHARED@/"))
-end
-
-local function first_difference(a, b)
-  local line = 1
-  local ia, ib = 1, 1
-  while true do
-    local ea = a:find("\n", ia, true) or #a + 1
-    local eb = b:find("\n", ib, true) or #b + 1
-    local la, lb = a:sub(ia, ea - 1), b:sub(ib, eb - 1)
-    if la ~= lb then return line, la, lb end
-    if ea > #a or eb > #b then return line, la, lb end
-    ia, ib, line = ea + 1, eb + 1, line + 1
-  end
-end
-
--- Every file below dir, as relative paths.
-local function tree(dir)
-  local out = {}
-  for p, kind in fs.walk(dir) do
-    if kind ~= "directory" then out[#out + 1] = p:sub(#dir + 2) end
-  end
-  table.sort(out)
-  return out
 end
 
 -- Runs synth into a fresh directory: files {relpath -> text}, stdout,
@@ -103,11 +73,7 @@ for _, case in ipairs(CASES) do
     if os.getenv("LUMU_GOLDEN_UPDATE") == "1" then
       it("regenerates " .. golden, function()
         assert.are.equal(0, rc, msg)
-        if fs.isdir(golden) then assert(fs.rmtree(golden)) end
-        for name, text in pairs(files) do
-          assert(fs.mkdir(fs.dirname(golden .. "/" .. name)))
-          assert(fs.write(golden .. "/" .. name, text))
-        end
+        G.regenerate(golden, files)
       end)
       return
     end
@@ -124,16 +90,7 @@ for _, case in ipairs(CASES) do
     end)
 
     it("writes every file byte for byte as the golden copy", function()
-      for _, name in ipairs(tree(golden)) do
-        local want = assert(fs.read(golden .. "/" .. name))
-        local got = files[name] or ""
-        if want ~= got then
-          local line, w, g = first_difference(want, got)
-          error(string.format("%s/%s differs at line %d:\n  golden: %s\n  synth:  %s\n(if intended, regenerate: "
-            .. "LUMU_GOLDEN_UPDATE=1 build/lumu test tests/lua/synth_golden_spec.lua)", golden, name, line,
-            w, g), 0)
-        end
-      end
+      G.compare(golden, files, "tests/lua/synth_golden_spec.lua")
     end)
 
     it("is deterministic: a second run gives the same bytes", function()

@@ -46,16 +46,11 @@ local json = require "lumu.json"
 
 local M = {}
 
-local function arr(t) return setmetatable(t or {}, json.array_mt) end
+local arr = common.array
 
 local res = common.resource
 
-local function stmt(sid, actions, resources, condition)
-  local s = { Sid = sid, Effect = "Allow", Action = arr(actions), Resource = resources }
-  if type(resources) == "table" and not cfn.is_intrinsic(resources) then s.Resource = arr(resources) end
-  if condition then s.Condition = condition end
-  return s
-end
+local stmt = common.statement
 
 local function arn(service, suffix)
   return cfn.Sub("arn:${AWS::Partition}:" .. service .. ":${AWS::Region}:${AWS::AccountId}:" .. suffix)

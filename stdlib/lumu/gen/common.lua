@@ -48,6 +48,22 @@ function M.tags(kind, fields)
   return t
 end
 
+--- t marked as a JSON array (an empty one stays [] in the output).
+function M.array(t)
+  return setmetatable(t or {}, require("lumu.json").array_mt)
+end
+
+--- An IAM policy statement: Action (and a Resource list) as JSON arrays;
+-- effect defaults to "Allow".
+function M.statement(sid, actions, resources, condition, effect)
+  local s = { Sid = sid, Effect = effect or "Allow", Action = M.array(actions), Resource = resources }
+  if type(resources) == "table" and not require("lumu.cfn").is_intrinsic(resources) then
+    s.Resource = M.array(resources)
+  end
+  if condition then s.Condition = condition end
+  return s
+end
+
 --- t:resource with a human description in Metadata["lumu:description"]
 -- (shown by deploy progress).  opts are the resource attributes.
 function M.resource(t, id, typ, description, props, opts)

@@ -22,11 +22,10 @@
 -- devenv.repository_url(provider, repo) -> URL expression | nil
 local cfn = require "lumu.cfn"
 local common = require "lumu.gen.common"
-local json = require "lumu.json"
 
 local M = {}
 
-local function arr(t) return setmetatable(t or {}, json.array_mt) end
+local arr = common.array
 
 function M.repository_url(provider, repo)
   if type(repo) ~= "string" or repo == "" then return nil end

@@ -58,7 +58,7 @@ M.DEFAULTS = {
 
 local function argerr(fname, msg) error(string.format("bad argument #1 to '%s' (%s)", fname, msg), 3) end
 
-local function arr(t) return setmetatable(t, json.array_mt) end
+local arr = common.array
 
 local RETENTION = {}
 for _, d in ipairs({ 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,

@@ -86,7 +86,7 @@ M.GLOBAL_ACTIONS = {
   "support:*", "trustedadvisor:*", "waf-regional:*", "waf:*", "wafv2:*", "wellarchitected:*",
 }
 
-local function arr(t) return setmetatable(t or {}, json.array_mt) end
+local arr = common.array
 
 local res = common.resource
 

@@ -114,7 +114,7 @@ M.PROJECTS = { "artifact", "image", "deploy-acceptance", "test-acceptance", "dep
 local PROVIDERS = { GitHub = true, CodeCommit = true, S3 = true }
 local NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]*$"
 
-local function arr(t) return setmetatable(t or {}, json.array_mt) end
+local arr = common.array
 
 --- The accounts of cfg's cross-account stages, sorted, unique.
 function M.target_accounts(cfg)
@@ -410,12 +410,7 @@ local function s3arn(suffix)
   return cfn.Sub("arn:${AWS::Partition}:s3:::" .. suffix)
 end
 
-local function stmt(sid, actions, resources, condition, effect)
-  local s = { Sid = sid, Effect = effect or "Allow", Action = arr(actions), Resource = resources }
-  if type(resources) == "table" and not cfn.is_intrinsic(resources) then s.Resource = arr(resources) end
-  if condition then s.Condition = condition end
-  return s
-end
+local stmt = common.statement
 
 local function policy(name, statements)
   return { PolicyName = name, PolicyDocument = { Version = "2012-10-17", Statement = arr(statements) } }
