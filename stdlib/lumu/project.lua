@@ -897,32 +897,24 @@ function Session:_account_opts(desc)
 end
 
 function Session:client(service, desc)
-  if type(desc) == "table" and (desc.account or desc.profile) then
-    local key = service .. "@" .. (desc.account and tostring(desc.account) or ("profile " .. tostring(desc.profile)))
-    local c = self._clients[key]
-    if c then return c end
-    if self.dryrun then error("project: AWS client asked for during a dry run", 2) end
-    local o, err = self:_account_opts(desc)
-    if not o then return nil, err end
-    local aws = self.ctx.aws or require("lumu.aws")
-    local copy = {}
-    for k, v in pairs(o) do copy[k] = v end
-    c, err = aws.client(service, copy)
-    if not c then return nil, err end
-    self._clients[key] = c
-    return c
+  -- one client per service, and per service and account for a stack
+  -- deployed elsewhere (descriptor account/profile)
+  local key, elsewhere = service, type(desc) == "table" and (desc.account or desc.profile)
+  if elsewhere then
+    key = service .. "@" .. (desc.account and tostring(desc.account) or ("profile " .. tostring(desc.profile)))
   end
-  local c = self._clients[service]
+  local c = self._clients[key]
   if c then return c end
   if self.dryrun then error("project: AWS client asked for during a dry run", 2) end
-  local o, err = self:_client_opts()
+  local o, err
+  if elsewhere then o, err = self:_account_opts(desc) else o, err = self:_client_opts() end
   if not o then return nil, err end
   local aws = self.ctx.aws or require("lumu.aws")
   local copy = {}
   for k, v in pairs(o) do copy[k] = v end
   c, err = aws.client(service, copy)
   if not c then return nil, err end
-  self._clients[service] = c
+  self._clients[key] = c
   return c
 end
 
