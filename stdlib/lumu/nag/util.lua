@@ -528,19 +528,24 @@ function Context:surely(v, pred, keys)
   return true
 end
 
+-- A Context method: fn(self, x), computed once per x while the context
+-- keeps its caches (self[field]); x == nil (or skip(x)) is never cached.
+local function memo(field, fn, skip)
+  return function(self, x)
+    local cache = self[field]
+    if x == nil or not cache or (skip and skip(x)) then return fn(self, x) end
+    local out = cache[x]
+    if out == nil then
+      out = fn(self, x)
+      cache[x] = out
+    end
+    return out
+  end
+end
+
 local strings_of
 
-function Context:strings(v)
-  if v == nil then return strings_of(self, v) end
-  local cache = self._strings
-  if not cache then return strings_of(self, v) end
-  local out = cache[v]
-  if not out then
-    out = strings_of(self, v)
-    cache[v] = out
-  end
-  return out
-end
+Context.strings = memo("_strings", function(self, v) return strings_of(self, v) end)
 
 -- a plain value (not nil, null, ABSENT or an intrinsic function): what
 -- ctx:values gives as its only candidate
@@ -764,16 +769,7 @@ Context.items = list_items
 
 local statements_of
 
-function Context:statements(doc)
-  local cache = self._statements
-  if doc == nil or not cache then return statements_of(self, doc) end
-  local out = cache[doc]
-  if not out then
-    out = statements_of(self, doc)
-    cache[doc] = out
-  end
-  return out
-end
+Context.statements = memo("_statements", function(self, doc) return statements_of(self, doc) end)
 
 statements_of = function(self, doc)
   if type(doc) == "string" then
@@ -829,16 +825,8 @@ table.sort(M.RESOURCE_POLICY_TYPES)
 
 local policies_of
 
-function Context:policies(resource)
-  local cache = self._policies
-  if type(resource) ~= "table" or not cache then return policies_of(self, resource) end
-  local out = cache[resource]
-  if not out then
-    out = policies_of(self, resource)
-    cache[resource] = out
-  end
-  return out
-end
+Context.policies = memo("_policies", function(self, r) return policies_of(self, r) end,
+  function(r) return type(r) ~= "table" end)
 
 policies_of = function(self, resource)
   local out = {}
@@ -875,16 +863,7 @@ local function allows(self, stmt)
   return false
 end
 
-function Context:allows(stmt)
-  local cache = self._allows
-  if not cache then return allows(self, stmt) end
-  local a = cache[stmt]
-  if a == nil then
-    a = allows(self, stmt)
-    cache[stmt] = a
-  end
-  return a
-end
+Context.allows = memo("_allows", allows)
 
 function Context:wildcard_principal(p)
   for _, e in ipairs(self:values(p)) do
