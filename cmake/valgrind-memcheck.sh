@@ -25,7 +25,9 @@ if [ -z "$log" ]; then
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/lumu-memcheck.XXXXXX") || exit 1
 # tests that race a running lumu against a clock (a fake stack that takes N
-# seconds) stretch the clock under valgrind's 20-50x slowdown
+# seconds) stretch the clock under valgrind's 20-50x slowdown, and lumu
+# allocates each Lua block with malloc instead of its pool (lua/pool.h), so
+# memcheck sees every one
 export LUMU_UNDER_VALGRIND=1
 "$VALGRIND" --log-file="$dir/vg.%p.log" "${opts[@]}" "$@"
 rc=$?

@@ -5,6 +5,7 @@
 #include "host.h"
 #include "embed.h"
 #include "error.h" /* aws/: its allocator hook */
+#include "pool.h"
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -159,20 +160,22 @@ char *lumu_strdup(const char *s)
     return d;
 }
 
+/* ud: the state's pool (pool.h), or NULL for plain malloc. */
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    (void)ud;
     if (nsize == 0) {
         if (ptr && s_tracking) {
             track_sub(osize);
             atomic_fetch_sub(&s_blocks, 1);
         }
+        if (ud)
+            return lumu_pool_alloc(ud, ptr, osize, 0);
         free(ptr);
         return NULL;
     }
     if (s_tracking && track_should_fail())
         return NULL;
-    void *np = realloc(ptr, nsize);
+    void *np = ud ? lumu_pool_alloc(ud, ptr, osize, nsize) : realloc(ptr, nsize);
     if (np && s_tracking) {
         if (ptr) {
             track_sub(osize);
@@ -244,7 +247,11 @@ lua_State *lumu_newstate(void)
         json_set_alloc_funcs(lumu_json_malloc, lumu_free);
         s_json_hooked = 1;
     }
-    lua_State *L = lua_newstate(l_alloc, NULL);
+    lumu_pool *pool = lumu_pool_new(); /* NULL: plain malloc */
+    /* without tracking (set before any state exists), the pool directly */
+    lua_State *L = lua_newstate(pool && !s_tracking ? lumu_pool_alloc : l_alloc, pool);
+    if (pool)
+        lumu_pool_release(pool); /* now it goes with the state's last block */
     if (L) {
         lua_atpanic(L, l_panic);
         lua_setwarnf(L, warn_off, L); /* off until -W */
