@@ -57,9 +57,17 @@ function M.name_of(v)
   return nil
 end
 
--- Logical ids, parameter, output, mapping and condition names.
+-- Logical ids, parameter, output, mapping and condition names.  The same
+-- few hundred names are checked over and over (every Ref and GetAtt):
+-- the valid ones are remembered.
+local VALID_NAMES = {}
 function M.valid_name(s)
-  return type(s) == "string" and #s > 0 and #s <= 255 and s:find("^%w+$") ~= nil
+  if VALID_NAMES[s] then return true end
+  if type(s) == "string" and #s > 0 and #s <= 255 and s:find("^%w+$") ~= nil then
+    VALID_NAMES[s] = true
+    return true
+  end
+  return false
 end
 
 -- The error level of the first stack frame outside the lumu.cfn modules, as
@@ -389,11 +397,17 @@ end
 
 -- Resource type names: "Org::Service::Resource" (optionally "::MODULE"),
 -- "Custom::Name".
+local VALID_TYPES = {} -- the valid ones seen (a template uses a few types many times)
 function M.valid_resource_type(t)
+  if VALID_TYPES[t] then return true end
   if type(t) ~= "string" or #t > 204 then return false end
-  if t:find("^%w+::%w+::%w+$") or t:find("^%w+::%w+::%w+::MODULE$") then return true end
-  local custom = t:match("^Custom::(.+)$")
-  return custom ~= nil and #custom <= 60 and custom:find("^[%w_@%-]+$") ~= nil
+  local ok = t:find("^%w+::%w+::%w+$") or t:find("^%w+::%w+::%w+::MODULE$")
+  if not ok then
+    local custom = t:match("^Custom::(.+)$")
+    ok = custom ~= nil and #custom <= 60 and custom:find("^[%w_@%-]+$") ~= nil
+  end
+  if ok then VALID_TYPES[t] = true end
+  return ok and true or false
 end
 
 return M

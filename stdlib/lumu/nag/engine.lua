@@ -50,6 +50,18 @@ function M.rule_lt(a, b)
   return a.id < b.id
 end
 
+--- Sorts a list of rules in rule_lt order, in place; a list in order already
+-- (the usual case: builtin() and combine() give sorted lists) costs one pass.
+function M.sort_rules(list)
+  for i = 2, #list do
+    if M.rule_lt(list[i], list[i - 1]) then
+      table.sort(list, M.rule_lt)
+      return list
+    end
+  end
+  return list
+end
+
 -- Validates one rule table; returns true or nil, "what is wrong".
 function M.validate_rule(r)
   if type(r) ~= "table" then return nil, "rule must be a table, got " .. type(r) end
@@ -109,7 +121,7 @@ function M.builtin()
     end
   end
   list[#list + 1] = M.SUPPRESSION_RULE
-  table.sort(list, M.rule_lt)
+  M.sort_rules(list)
   local seen = {}
   for _, r in ipairs(list) do
     assert(not seen[r.id], "duplicate built-in rule " .. r.id)
@@ -219,7 +231,7 @@ function M.combine(lists)
       end
     end
   end
-  table.sort(out, M.rule_lt)
+  M.sort_rules(out)
   return out
 end
 
@@ -415,8 +427,14 @@ function M.compile(rules)
     c.list[i] = r.id
   end
   local sorted = {}
-  for _, r in pairs(c.by_id) do sorted[#sorted + 1] = r end
-  table.sort(sorted, M.rule_lt)
+  for i = 1, n do
+    local r = rules[i]
+    if c.by_id[r.id] == r and c.order[r.id] == nil then
+      c.order[r.id] = true
+      sorted[#sorted + 1] = r
+    end
+  end
+  M.sort_rules(sorted)
   for i, r in ipairs(sorted) do c.order[r.id] = i end
   compiled[rules] = c
   last = c
