@@ -1,4 +1,5 @@
--- Shared by the golden specs (synth_golden_spec, org_golden_spec):
+-- Shared by the golden specs (synth_golden_spec, org_golden_spec) and
+-- nag_generated_spec (sink):
 -- dofile(HERE .. "/golden.lua") -> M.
 --   M.sink()                 an output stream collecting text (:text())
 --   M.esc(s)                 s as a literal Lua pattern

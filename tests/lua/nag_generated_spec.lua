@@ -472,13 +472,8 @@ end)
 
 describe("lumu synth runs nag", function()
   local cmd = require "lumu.cli.synth"
-  local function sink()
-    local buf = {}
-    return { write = function(self, ...)
-      for _, s in ipairs({ ... }) do buf[#buf + 1] = tostring(s) end
-      return self
-    end, text = function() return table.concat(buf) end }
-  end
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+  local sink = dofile(here .. "/golden.lua").sink
   local function run(yaml_text, extra)
     local dir = assert(fs.tmpdir("lumu-synthnag-"))
     assert(fs.write(dir .. "/mu.yml", yaml_text))
