@@ -19,7 +19,10 @@
  *   {node1, depth1, node2, depth2, ...}.  nil when the walk would report a
  *   problem (a json.null value, a table deeper than max_depth) or could
  *   see something else than the raw table (a __pairs metamethod).
+ * check_ok(template, size, env) -> boolean: true when cfn.check would find
+ *   no problem (cfn_check.c).
  */
+#include "cfn_check.h"
 #include "convert.h"
 #include "host.h"
 
@@ -347,6 +350,7 @@ static int cfn_values(lua_State *L)
 int luaopen_lumu__cfn(lua_State *L)
 {
     static const luaL_Reg fns[] = {
+        {"check_ok", lumu_cfn_check_ok},
         {"copy", cfn_copy},
         {"freeze", cfn_freeze},
         {"scan", cfn_scan},

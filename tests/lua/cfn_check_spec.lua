@@ -1,7 +1,38 @@
 -- Specs of cfn.check: structure, reference targets, cycles, names, limits.
-local cfn = require "lumu.cfn"
+-- Every cfn.check below runs twice, with the C fast path (lumu._cfn.check_ok)
+-- and without it, and both must give the same problems and info: a template
+-- the C code passes is one the Lua code finds nothing wrong with.
+local real_cfn = require "lumu.cfn"
+local util = require "lumu.cfn.util"
 local json = require "lumu.json"
 local yaml = require "lumu.yaml"
+
+local C_OK = util.use_c and util.core and util.core.check_ok
+local fast = { yes = 0, no = 0 } -- what check_ok answered (C builds)
+
+-- cfn.check in both ways -> the problems and info (compared)
+local function check_both(t, opts)
+  local use_c = util.use_c
+  util.use_c = false
+  local ok_lua, lua_p, lua_info = pcall(real_cfn.check, t, opts)
+  util.use_c = use_c
+  local ok_c, c_p, c_info = pcall(real_cfn.check, t, opts)
+  assert.are.equal(ok_lua, ok_c, "one way raised: " .. tostring(ok_lua and c_p or lua_p))
+  if not ok_c then error(c_p, 0) end
+  assert.are.same(lua_p, c_p)
+  assert.are.same(lua_info, c_info)
+  return c_p, c_info
+end
+
+local cfn = setmetatable({ check = check_both }, { __index = real_cfn })
+
+if C_OK then
+  util.core.check_ok = function(...)
+    local r = C_OK(...)
+    if r then fast.yes = fast.yes + 1 else fast.no = fast.no + 1 end
+    return r
+  end
+end
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local FIXTURES = here .. "/../fixtures/cfn"
@@ -425,5 +456,122 @@ describe("cfn.check on hostile input", function()
     assert.are.same({}, (cfn.check(t)))
     t.Transform = nil
     only(cfn.check(t), "Resources.F.Properties.Role", "unknown resource 'FRole'")
+  end)
+end)
+
+describe("cfn.check in C and in Lua", function()
+  local config = require "lumu.config"
+  local synth = require "lumu.synth"
+  local EXAMPLE = here .. "/../../scripts/example/lumu.lua"
+
+  -- The example's templates, and the service fixture.
+  local function templates()
+    local list = { copy(GOOD) }
+    for _, d in ipairs((synth.plan(assert(config.load(EXAMPLE))))) do
+      if d.template then list[#list + 1] = json.decode(json.encode(d.template)) end
+    end
+    return list
+  end
+
+  it("passes the generated templates in C", function()
+    if not C_OK then pending("no lumu._cfn.check_ok in this build") return end
+    local list = templates()
+    local before = fast.yes
+    for _, t in ipairs(list) do assert.are.same({}, (cfn.check(t))) end
+    assert.are.equal(19, fast.yes - before)
+  end)
+
+  it("agrees on 1500 seeded mutations of them", function()
+    local list = templates()
+    math.randomseed(20261126)
+    local function pick(t) return t[math.random(#t)] end
+    local function keys(t)
+      local out = {}
+      for k in pairs(t) do out[#out + 1] = k end
+      table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+      return out
+    end
+    -- every table in t with its parent and key, in a fixed order
+    local function nodes(t)
+      local out = {}
+      local function visit(v, parent, key)
+        out[#out + 1] = { v = v, parent = parent, key = key }
+        for _, k in ipairs(keys(v)) do
+          if type(v[k]) == "table" then visit(v[k], v, k) end
+        end
+      end
+      visit(t)
+      return out
+    end
+    local function names(t, section)
+      local s = type(t[section]) == "table" and keys(t[section]) or {}
+      return #s > 0 and s or { "Nothing" }
+    end
+    local function value(t)
+      local res, par, cond = pick(names(t, "Resources")), pick(names(t, "Parameters")), pick(names(t, "Conditions"))
+      local map = pick(names(t, "Mappings"))
+      local values = {
+        json.null, "x", 7, -1, 1.5, true, {}, json.array({}), json.object({}), { "a", "b" }, res, cond, "Retain",
+        "Keep", { Ref = "Nope" }, { Ref = res }, { Ref = par }, { Ref = "AWS::Region" }, { Ref = 1 },
+        { Ref = res, Other = 1 }, { ["Fn::GetAtt"] = { res, "Arn" } }, { ["Fn::GetAtt"] = res .. ".Arn" },
+        { ["Fn::GetAtt"] = "Nope.Arn" }, { ["Fn::GetAtt"] = { res } }, { ["Fn::GetAtt"] = { res, { Ref = par } } },
+        { ["Fn::Sub"] = "${Nope}" }, { ["Fn::Sub"] = "${" .. res .. "}-${!Lit}" }, { ["Fn::Sub"] = "${ " .. par .. " }" },
+        { ["Fn::Sub"] = "${" .. res .. ".Arn}" }, { ["Fn::Sub"] = "${}" }, { ["Fn::Sub"] = { "${A}", { A = "x" } } },
+        { ["Fn::Sub"] = { "${A}", { B = json.null } } }, { ["Fn::Sub"] = { "${A}" } },
+        { ["Fn::If"] = { cond, "a", "b" } }, { ["Fn::If"] = { "NoCond", "a", "b" } }, { ["Fn::If"] = { cond, "a" } },
+        { ["Fn::Select"] = { "5", { "a" } } }, { ["Fn::Select"] = { 0, { "a" } } }, { ["Fn::Select"] = { "0", { Ref = par } } },
+        { ["Fn::Select"] = { -1, { "a" } } }, { ["Fn::Select"] = { 1.5, { "a" } } }, { ["Fn::Select"] = { "x", { "a" } } },
+        { ["Fn::Join"] = { ",", { "a", { Ref = res } } } }, { ["Fn::Join"] = { 1, "x" } }, { ["Fn::Join"] = { ",", "x" } },
+        { ["Fn::Split"] = { ",", "a,b" } }, { ["Fn::Split"] = { 1, "a" } },
+        { ["Fn::FindInMap"] = { map, "a", "b" } }, { ["Fn::FindInMap"] = { "NoMap", "a", "b" } },
+        { ["Fn::FindInMap"] = { map, "a", "b", "default" } }, { ["Fn::FindInMap"] = { { Ref = par }, "a", "b" } },
+        { ["Fn::ImportValue"] = "x" }, { ["Fn::ImportValue"] = { ["Fn::Sub"] = "${AWS::StackName}-X" } },
+        { ["Fn::Base64"] = { Ref = par } }, { ["Fn::GetAZs"] = "" }, { ["Fn::GetAZs"] = 3 },
+        { ["Fn::Cidr"] = { "10.0.0.0/16", 4, 8 } }, { ["Fn::Cidr"] = { "10.0.0.0/16", 4 } },
+        { ["Fn::Length"] = { 1 } }, { ["Fn::Bogus"] = 1 }, { ["Fn::ForEach::X"] = {} }, { Condition = cond },
+        { ["Fn::Equals"] = { "a", "b" } }, { ["Fn::Not"] = { { Condition = cond } } },
+        { ["Fn::And"] = { { Condition = cond }, { ["Fn::Equals"] = { { Ref = par }, "x" } } } },
+        { ["Fn::Or"] = { { Condition = "Nope" }, { Condition = cond } } },
+        setmetatable({ a = 1 }, { __index = function() return 1 end }), string.rep("d", 1100),
+      }
+      return pick(values)
+    end
+    local SECTIONS = { "Parameters", "Resources", "Conditions", "Mappings", "Outputs", "Metadata",
+      "Transform", "Rules", "Description", "AWSTemplateFormatVersion", "Bogus" }
+    local KEYS = { "Bogus", "Type", "DependsOn", "Condition", "Properties", "Metadata", "DeletionPolicy",
+      "UpdateReplacePolicy", "Value", "Export", "Name", "Default", "AllowedValues", "MinLength", "MaxValue",
+      "NoEcho", "Ref", "Fn::Sub" }
+    local problems, clean = 0, 0
+    for i = 1, 1500 do
+      local t = copy(list[(i - 1) % #list + 1])
+      for _ = 1, math.random(3) do
+        local all = nodes(t)
+        local n = pick(all)
+        local op = math.random(6)
+        if op == 1 and n.parent then
+          n.parent[n.key] = nil
+        elseif op == 2 and n.parent then
+          n.parent[n.key] = value(t)
+        elseif op == 3 then
+          n.v[pick(KEYS)] = value(t)
+        elseif op == 4 then
+          t[pick(SECTIONS)] = math.random(4) == 1 and value(t) or nil
+        elseif op == 5 and type(t.Resources) == "table" then
+          -- a dependency on another (or the same) resource: cycles
+          local r = t.Resources[pick(names(t, "Resources"))]
+          if type(r) == "table" then r.DependsOn = pick(names(t, "Resources")) end
+        else
+          local k = pick(keys(n.v))
+          if k ~= nil and type(n.v[k]) ~= "table" then n.v[k] = value(t) end
+        end
+      end
+      local ok, p = pcall(cfn.check, t)
+      if not ok then error("mutation " .. i .. ": " .. tostring(p), 0) end
+      if #p > 0 then problems = problems + 1 else clean = clean + 1 end
+    end
+    -- both outcomes were exercised
+    assert.is_true(problems > 500, "mutations with problems: " .. problems)
+    assert.is_true(clean > 100, "mutations without problems: " .. clean)
+    print(string.format("    %d mutations with problems, %d without; C passed %d", problems, clean, fast.yes))
   end)
 end)

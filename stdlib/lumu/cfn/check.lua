@@ -876,10 +876,40 @@ end
 -- ---------------------------------------------------------------------------
 
 --- check(template [, opts]) -> problems, info
+-- What lumu._cfn.check_ok needs to know (read on each call: LIMITS may change).
+local C_ENV = { pseudo = fn.PSEUDO_SET, limits = M.LIMITS, max_depth = util.MAX_DEPTH,
+  valid_resource_type = util.valid_resource_type, valid_param_type = util.valid_param_type }
+
+-- The result of check: problems (a JSON array) whose fields fall back to info.
+local function result(problems, info, tpl, opts)
+  if opts.schemas ~= nil then
+    local sp = opts.schemas:check_template(tpl)
+    for _, p in ipairs(sp) do problems[#problems + 1] = p end
+  end
+  return setmetatable(problems, { __jsontype = "array", __index = info }), info
+end
+
 function M.check(tpl, opts)
   if type(tpl) ~= "table" then util.argerr(1, "check", "template table expected, got " .. show(tpl)) end
   if opts ~= nil and type(opts) ~= "table" then util.argerr(2, "check", "table expected, got " .. show(opts)) end
   opts = opts or {}
+  local body = opts.body
+  if body ~= nil and type(body) ~= "string" then
+    util.argerr(2, "check", "opts.body must be a string, got " .. show(body))
+  end
+  local encode_err -- body == nil: why the template has no JSON encoding
+  if body == nil and util.json then
+    local ok, s = pcall(util.json.encode, tpl)
+    if ok then body = s else encode_err = s end
+  end
+  -- The common case, a template without problems, is recognised in C
+  -- (lumu._cfn.check_ok); anything else is checked below, which alone
+  -- writes the messages.
+  local c_check = util.use_c and util.core and util.core.check_ok
+  C_ENV.limits, C_ENV.max_depth = M.LIMITS, util.MAX_DEPTH
+  if c_check and body and c_check(tpl, #body, C_ENV) then
+    return result({}, { needs_s3 = #body > M.LIMITS.body_direct, size = #body }, tpl, opts)
+  end
   local ctx = { problems = {}, edges = {}, cond_edges = {}, transforms = {}, names = {} }
 
   for _, k in ipairs(sorted_keys(tpl)) do
@@ -933,17 +963,8 @@ function M.check(tpl, opts)
 
   -- Size: the body given, else the compact JSON encoding.
   local info = { needs_s3 = false }
-  local body = opts.body
-  if body ~= nil and type(body) ~= "string" then
-    util.argerr(2, "check", "opts.body must be a string, got " .. show(body))
-  end
-  if body == nil and util.json then
-    local ok, s = pcall(util.json.encode, tpl)
-    if ok then
-      body = s
-    else
-      problem(ctx, "", "the template cannot be encoded as JSON: " .. tostring(s))
-    end
+  if encode_err ~= nil then
+    problem(ctx, "", "the template cannot be encoded as JSON: " .. tostring(encode_err))
   end
   if body then
     info.size = #body
@@ -954,13 +975,7 @@ function M.check(tpl, opts)
     end
   end
 
-  if opts.schemas ~= nil then
-    local sp = opts.schemas:check_template(tpl)
-    for _, p in ipairs(sp) do ctx.problems[#ctx.problems + 1] = p end
-  end
-
-  local res = setmetatable(ctx.problems, { __jsontype = "array", __index = info })
-  return res, info
+  return result(ctx.problems, info, tpl, opts)
 end
 
 --- format(problems) -> "path: message" lines (one per problem, "\n"-joined)
