@@ -119,7 +119,7 @@ static void chunks_grow_with_use(void **state)
     lumu_pool *p = new_pool();
     SKIP_IF_OFF(p);
     assert_int_equal(lumu_pool_chunks(p), 0);
-    enum { N = 5000 };
+    enum { N = 3500 }; /* 224,000 bytes: within the first four (malloc'd) chunks */
     void **v = malloc(N * sizeof *v);
     assert_non_null(v);
     for (int i = 0; i < N; i++)
@@ -137,6 +137,48 @@ static void chunks_grow_with_use(void **state)
         alloc(p, v[i], 64, 0);
     free(v);
     lumu_pool_release(p);
+}
+
+/* After four 64 KiB chunks, blocks come from 2 MiB regions aligned on
+ * 2 MiB: 80,000 blocks of 64 bytes (5.1 MB) take the four chunks and three
+ * regions, every block distinct and writable, and freeing them all lets the
+ * pool go (valgrind: the chunks are not leaked). */
+static void regions_after_four_chunks(void **state)
+{
+    (void)state;
+    lumu_pool *p = new_pool();
+    SKIP_IF_OFF(p);
+    enum { N = 80000, REGION = 2 << 20 };
+    unsigned char **v = malloc(N * sizeof *v);
+    assert_non_null(v);
+    for (int i = 0; i < N; i++) {
+        v[i] = alloc(p, NULL, 0, 64);
+        assert_non_null(v[i]);
+        fill(v[i], 64, (unsigned)i);
+    }
+    assert_int_equal(lumu_pool_chunks(p), 4 + 3);
+    /* the four chunks hold 4 x 1022 blocks; every later block lies in one
+     * of three 2 MiB-aligned frames, one per region */
+    uintptr_t frames[8] = {0};
+    int nframes = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(holds(v[i], 64, (unsigned)i)); /* no block overlaps another */
+        uintptr_t f = (uintptr_t)v[i] & ~(uintptr_t)(REGION - 1);
+        if (i >= 4 * 1022) {
+            int seen = 0;
+            for (int j = 0; j < nframes; j++)
+                seen |= frames[j] == f;
+            if (!seen) {
+                assert_true(nframes < 8);
+                frames[nframes++] = f;
+            }
+        }
+    }
+    assert_int_equal(nframes, 3);
+    for (int i = 0; i < N; i++)
+        alloc(p, v[i], 64, 0);
+    free(v);
+    lumu_pool_release(p); /* no block left: chunks, regions and pool go */
 }
 
 /* A Lua state on a pool: the pool goes with lua_close (valgrind checks that
@@ -166,6 +208,7 @@ int main(void)
         cmocka_unit_test(blocks_keep_contents_across_sizes),
         cmocka_unit_test(freed_blocks_are_reused_by_class),
         cmocka_unit_test(chunks_grow_with_use),
+        cmocka_unit_test(regions_after_four_chunks),
         cmocka_unit_test(lua_state_on_a_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
