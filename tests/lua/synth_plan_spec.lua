@@ -82,6 +82,27 @@ describe("synth.plan", function()
     end
   end)
 
+  it("checks the imports an override adds, in JSON and YAML, in stacks that had none", function()
+    -- the VPC stack imports nothing; the override gives it an import of an
+    -- export its environment stack does not have, and one the service stack lacks
+    local yml = "environments: [{name: a}]\nservice: {name: s}\ntemplates:\n  mu-vpc-a:\n    Resources:\n"
+      .. "      T: {Type: 'AWS::SNS::Topic', Properties: {TopicName: {'Fn::ImportValue': mu-environment-a-Nope}}}\n"
+      .. "      U: {Type: 'AWS::SNS::Topic', Properties: {TopicName: {'Fn::ImportValue': mu-service-s-a-Url}}}\n"
+    for _, format in ipairs({ "json", "yaml" }) do
+      local stacks, report = synth.plan(model(yml), { format = format })
+      local vpc
+      for _, d in ipairs(stacks) do
+        if d.name == "mu-vpc-a" then vpc = d end
+      end
+      local msgs = {}
+      for _, p in ipairs(vpc.problems) do msgs[#msgs + 1] = p.message end
+      table.sort(msgs)
+      assert.are.same({ "imports mu-environment-a-Nope, which stack mu-environment-a does not export",
+        "imports mu-service-s-a-Url, which stack mu-service-s-a does not export" }, msgs)
+      assert.are.equal(2, report.problems)
+    end
+  end)
+
   it("writes YAML in long form on request, the same template as JSON", function()
     local m = model(BASIC)
     local j = synth.plan(m)
