@@ -103,7 +103,8 @@ static chunk *new_region(void)
     char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    char *r = (char *)(((uintptr_t)m + REGION_BYTES - 1) & ~(uintptr_t)(REGION_BYTES - 1));
+    uintptr_t start = ((uintptr_t)m + REGION_BYTES - 1) & ~(uintptr_t)(REGION_BYTES - 1);
+    char *r = m + (start - (uintptr_t)m);
     if (r > m)
         munmap(m, (size_t)(r - m));
     if (r + REGION_BYTES < m + span)
@@ -111,7 +112,8 @@ static chunk *new_region(void)
 #ifdef MADV_HUGEPAGE
     madvise(r, REGION_BYTES, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages */
 #endif
-    return (chunk *)r;
+    void *region = r; /* aligned on REGION_BYTES */
+    return region;
 }
 
 /* Starts carving a new chunk: one from malloc while the pool is small (a
