@@ -46,6 +46,7 @@ typedef struct chk {
     void *nullp;
     int pseudo, limits, vrt, vpt; /* stack indexes (env) */
     int params, resources, conditions, mappings;
+    int exports;          /* the export names seen (a table) */
     lua_Integer max_depth;
     graph res, cond;
     int cur;             /* node of the resource walked (edges), 0 none */
@@ -778,6 +779,14 @@ static int only_keys(lua_State *L, int t, const char *const *list)
     return 1;
 }
 
+/* A section entry: its name (at n) valid, its value (at v) an object with
+ * keys of list only.  (A valid name, being alphanumeric, is never a
+ * Fn::ForEach:: one.)  [-0, +0, m] */
+static int entry(chk *c, int n, int v, const char *const *keys)
+{
+    return valid_name(c->L, n) && is_object(kind(c, v)) && only_keys(c->L, v, keys);
+}
+
 /* Does the string at idx contain lit?  [-0, +0, -] */
 static int contains(lua_State *L, int idx, const char *lit)
 {
@@ -801,7 +810,7 @@ static int less(lua_State *L, int x, int y)
 static int parameter(chk *c, int n, int p)
 {
     lua_State *L = c->L;
-    if (!valid_name(L, n) || !is_object(kind(c, p)) || has(L, c->resources, n) || !only_keys(L, p, PARAM_KEYS))
+    if (!entry(c, n, p, PARAM_KEYS) || has(L, c->resources, n))
         return 0;
     int top = lua_gettop(L);
     int ok = 0;
@@ -919,12 +928,7 @@ static int condition_ref(chk *c, int t)
 static int resource(chk *c, int n, int r)
 {
     lua_State *L = c->L;
-    if (lua_type(L, n) != LUA_TSTRING)
-        return 0;
-    size_t idl;
-    const char *id = lua_tolstring(L, n, &idl);
-    if (starts(id, idl, "Fn::ForEach::") || !valid_name(L, n) || !is_object(kind(c, r))
-        || !only_keys(L, r, RESOURCE_KEYS))
+    if (!entry(c, n, r, RESOURCE_KEYS))
         return 0;
     int top = lua_gettop(L);
     int ok = 0;
@@ -985,17 +989,12 @@ done:
     return ok;
 }
 
-/* check_outputs, one output (name at n, value at o); exports: the export
- * names seen (a table).  [-0, +0, m] */
-static int output(chk *c, int n, int o, int exports)
+/* check_outputs, one output (name at n, value at o).  [-0, +0, m] */
+static int output(chk *c, int n, int o)
 {
     lua_State *L = c->L;
-    if (lua_type(L, n) != LUA_TSTRING)
-        return 0;
-    size_t nl;
-    const char *name = lua_tolstring(L, n, &nl);
-    if (starts(name, nl, "Fn::ForEach::") || !valid_name(L, n) || !is_object(kind(c, o))
-        || !only_keys(L, o, OUTPUT_KEYS))
+    int exports = c->exports;
+    if (!entry(c, n, o, OUTPUT_KEYS))
         return 0;
     int top = lua_gettop(L);
     int ok = 0;
@@ -1033,8 +1032,8 @@ done:
     return ok;
 }
 
-/* Runs fn(c, key, value[, extra]) over the entries of the table at t while
- * it says 1.  [-0, +0, e] */
+/* Runs fn(c, key, value) over the entries of the table at t while it says
+ * 1.  [-0, +0, e] */
 typedef int (*entry_fn)(chk *c, int k, int v);
 
 static int each(chk *c, int t, entry_fn fn)
@@ -1054,14 +1053,7 @@ static int each(chk *c, int t, entry_fn fn)
 
 static int condition(chk *c, int n, int v)
 {
-    lua_State *L = c->L;
-    if (lua_type(L, n) != LUA_TSTRING)
-        return 0;
-    size_t nl;
-    const char *name = lua_tolstring(L, n, &nl);
-    if (starts(name, nl, "Fn::ForEach::") || !valid_name(L, n))
-        return 0;
-    return walk_condition(c, v, 1, node(L, &c->cond, n));
+    return valid_name(c->L, n) && walk_condition(c, v, 1, node(c->L, &c->cond, n));
 }
 
 /* section(ctx, tpl, name): pushes the section (an empty table when absent);
@@ -1143,15 +1135,8 @@ int lumu_cfn_check_ok(lua_State *L)
         || has_cycle(L, &c.cond) || !each(&c, c.resources, resource) || has_cycle(L, &c.res))
         goto done;
     lua_newtable(L);
-    int exports = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, outputs)) {
-        int v = lua_gettop(L);
-        if (!output(&c, v - 1, v, exports))
-            goto done;
-        lua_pop(L, 1);
-    }
-    ok = 1;
+    c.exports = lua_gettop(L);
+    ok = each(&c, outputs, output);
 done:
     lua_settop(L, 3);
     lua_pushboolean(L, ok);

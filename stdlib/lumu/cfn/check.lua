@@ -875,7 +875,6 @@ end
 -- Entry point
 -- ---------------------------------------------------------------------------
 
---- check(template [, opts]) -> problems, info
 -- What lumu._cfn.check_ok needs to know (read on each call: LIMITS may change).
 local C_ENV = { pseudo = fn.PSEUDO_SET, limits = M.LIMITS, max_depth = util.MAX_DEPTH,
   valid_resource_type = util.valid_resource_type, valid_param_type = util.valid_param_type }
@@ -889,6 +888,7 @@ local function result(problems, info, tpl, opts)
   return setmetatable(problems, { __jsontype = "array", __index = info }), info
 end
 
+--- check(template [, opts]) -> problems, info
 function M.check(tpl, opts)
   if type(tpl) ~= "table" then util.argerr(1, "check", "template table expected, got " .. show(tpl)) end
   if opts ~= nil and type(opts) ~= "table" then util.argerr(2, "check", "table expected, got " .. show(opts)) end
