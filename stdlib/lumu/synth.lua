@@ -825,29 +825,14 @@ local function sorted_keys(t)
   return keys
 end
 
--- A JSON string, escaped as lumu.json (jansson) does.
-local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
-  ["\r"] = "\\r", ["\t"] = "\\t" }
-local function quote(v)
-  if not v:find('[%c"\\]') then return '"' .. v .. '"' end
-  return '"' .. v:gsub('[%c"\\]', function(c)
-    return ESC[c] or (c == "\127" and c or string.format("\\u%04X", c:byte()))
-  end) .. '"'
-end
-M._quote = quote
-
--- A JSON list of {k1: key, k2: value} objects, sorted by key, written
--- directly (these files hold only strings; json.encode escapes them).
+-- A JSON list of {k1: key, k2: value} objects, sorted by key (k1 sorts
+-- before k2), values as strings.
 local function pairs_json(t, k1, k2)
   local keys = sorted_keys(t)
   if #keys == 0 then return "[]\n" end
-  local enc = quote
-  local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = '  {\n    "' .. k1 .. '": ' .. enc(tostring(k)) .. ',\n    "' .. k2 .. '": ' .. enc(tostring(t[k]))
-      .. "\n  }"
-  end
-  return "[\n" .. table.concat(parts, ",\n") .. "\n]\n"
+  local list = {}
+  for i, k in ipairs(keys) do list[i] = { [k1] = tostring(k), [k2] = tostring(t[k]) } end
+  return json.encode(list, { pretty = true, sort_keys = true })
 end
 
 function M.parameters_json(desc)

@@ -140,10 +140,16 @@ describe("parameter and tag files", function()
 end)
 
 describe("JSON strings of the parameter and tag files", function()
-  it("are escaped exactly as lumu.json does", function()
-    for _, v in ipairs({ "plain", "", "a\1b\31\"\\/\n\t\b\f\r\127é", "x\0y", string.rep("q\"", 100) }) do
-      assert.are.equal(json.encode(v), synth._quote(v))
+  it("keep quotes, control characters and UTF-8 exactly", function()
+    local vals = { "plain", "", "a\1b\31\"\\/\n\t\b\f\r\127é", "x\0y", string.rep("q\"", 100) }
+    for i, v in ipairs(vals) do
+      local d = { parameters = { ["P" .. i] = v }, tags = { [v ~= "" and v or "k"] = v } }
+      assert.are.same({ { ParameterKey = "P" .. i, ParameterValue = v } }, json.decode(synth.parameters_json(d)))
+      assert.are.same({ { Key = v ~= "" and v or "k", Value = v } }, json.decode(synth.tags_json(d)))
     end
+    -- numbers and booleans are written as strings, as the AWS CLI wants them
+    assert.are.same({ { ParameterKey = "N", ParameterValue = "3" }, { ParameterKey = "T", ParameterValue = "true" } },
+      json.decode(synth.parameters_json({ parameters = { N = 3, T = true } })))
   end)
 end)
 
