@@ -296,6 +296,36 @@ describe("rule context caches", function()
     assert.are.same(#ctx:statements(p1[1].doc), #fresh:statements(p1[1].doc))
   end)
 
+  it("list a resource's Allow statements with their kind and path", function()
+    local role = {
+      Type = "AWS::IAM::Role",
+      Properties = {
+        AssumeRolePolicyDocument = { Statement = { { Effect = "Allow", Principal = { Service = "ecs.amazonaws.com" },
+          Action = "sts:AssumeRole" } } },
+        Policies = {
+          { PolicyName = "a", PolicyDocument = { Statement = {
+            { Effect = "Deny", Action = "s3:*", Resource = "*" },
+            { Effect = "Allow", Action = "s3:GetObject", Resource = "*" },
+            { Effect = { ["Fn::If"] = { "C", "Allow", "Deny" } }, Action = "sqs:*", Resource = "*" },
+            { Effect = { Ref = "Eff" }, Action = "sns:*", Resource = "*" },
+          } } },
+        },
+      },
+    }
+    local ctx = util.context({ Parameters = { Eff = { Type = "String", Default = "Deny" } },
+      Resources = { Role = role } })
+    local got = ctx:allowed_statements(role)
+    assert.are.equal(got, ctx:allowed_statements(role)) -- cached
+    local summary = {}
+    for i, e in ipairs(got) do summary[i] = { kind = e.kind, path = e.path, action = e.stmt.Action } end
+    assert.are.same({
+      { kind = "identity", path = { "Properties", "Policies", 1, "PolicyDocument", "Statement", 2 }, action = "s3:GetObject" },
+      { kind = "identity", path = { "Properties", "Policies", 1, "PolicyDocument", "Statement", 3 }, action = "sqs:*" },
+      { kind = "trust", path = { "Properties", "AssumeRolePolicyDocument", "Statement", 1 }, action = "sts:AssumeRole" },
+    }, summary)
+    assert.are.same({}, ctx:allowed_statements({ Type = "AWS::S3::Bucket" }))
+  end)
+
   it("evaluate intrinsic lists as before (Fn::If items, NoValue, unknown parts)", function()
     local t = Y([[
 Parameters:

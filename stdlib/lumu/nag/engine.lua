@@ -53,9 +53,19 @@ end
 --- Sorts a list of rules in rule_lt order, in place; a list in order already
 -- (the usual case: builtin() and combine() give sorted lists) costs one pass.
 function M.sort_rules(list)
+  local lt = M.rule_lt
   for i = 2, #list do
-    if M.rule_lt(list[i], list[i - 1]) then
-      table.sort(list, M.rule_lt)
+    if lt(list[i], list[i - 1]) then
+      -- rank: severity then number, computed once per rule; rule_lt breaks ties
+      local rank = {}
+      for _, r in ipairs(list) do
+        rank[r] = (r.severity == "failure" and 0 or 2 ^ 60) + math.min(rule_number(r), 2 ^ 59)
+      end
+      table.sort(list, function(a, b)
+        local x, y = rank[a], rank[b]
+        if x ~= y then return x < y end
+        return lt(a, b)
+      end)
       return list
     end
   end
@@ -109,13 +119,13 @@ end
 
 local builtin_cache
 
---- The built-in rules (validated once; raises on a broken built-in).
+--- The built-in rules (nag_rules_spec checks each with validate_rule; here
+-- only duplicate ids raise).
 function M.builtin()
   if builtin_cache then return builtin_cache end
   local list = {}
   for _, mod in ipairs(M.BUILTIN_MODULES) do
     for _, r in ipairs(require(mod)) do
-      assert(M.validate_rule(r))
       r.source = "builtin"
       list[#list + 1] = r
     end
@@ -543,7 +553,9 @@ local function finish(template, raw, subj, c, known, opts)
   local np = #subj.params
   for i, id in ipairs(subj.resources) do rrank[id] = np + i end
   local result = { violations = {}, suppressed = {}, rules = opts.rules, templates = 1, files = { filename } }
-  local group, rorder, key = {}, {}, {}
+  -- one number per violation orders it: (subject rank, rule rank, discovery)
+  local nfound, nrules = #found + 1, #c.list + 1
+  local by_rank = {}
   local by_id, order = c.by_id, c.order
   local positions = map ~= nil and next(map) ~= nil
   local none = {}
@@ -560,19 +572,16 @@ local function finish(template, raw, subj, c, known, opts)
       type = f.type, path = f.path, line = pos and pos.line or nil, column = pos and pos.col or nil,
       suppressed = s and { reason = s.reason, source = s.source, id = s.id } or nil,
     }
-    group[v] = f.kind == "resource" and rrank[f.resource] or f.kind == "parameter" and prank[f.resource] or 0
-    rorder[v] = order[f.rule]
-    key[v] = i
+    local group = f.kind == "resource" and rrank[f.resource] or f.kind == "parameter" and prank[f.resource] or 0
+    local r = (group * nrules + (order[f.rule] or 0)) * nfound + i
+    by_rank[r] = v
     local list = s and result.suppressed or result.violations
-    list[#list + 1] = v
+    list[#list + 1] = r
   end
-  local function lt(a, b)
-    if group[a] ~= group[b] then return group[a] < group[b] end
-    if rorder[a] ~= rorder[b] then return rorder[a] < rorder[b] end
-    return key[a] < key[b]
+  for _, list in ipairs({ result.violations, result.suppressed }) do
+    table.sort(list)
+    for i, r in ipairs(list) do list[i] = by_rank[r] end
   end
-  table.sort(result.violations, lt)
-  table.sort(result.suppressed, lt)
   return result
 end
 

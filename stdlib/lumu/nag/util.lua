@@ -68,9 +68,12 @@
 --     SQS queue, SNS topic, KMS key, Secrets Manager, ECR, OpenSearch, EFS,
 --     Logs policies)
 -- ctx:allows(stmt) -> boolean   Effect is Allow (or not knowable)
+-- ctx:allowed_statements(resource) -> list of {stmt=, kind=, path=}   the
+--     statements of every policy of the resource (ctx:policies) that
+--     ctx:allows, in order; path is relative to the resource
 -- ctx:wildcard_principal(p) -> boolean   "*" or {AWS = "*"} (lists too)
--- The results of ctx:strings, ctx:statements, ctx:policies, ctx:allows and
--- ctx:resources_of are cached for the scan (a template does not change while
+-- The results of ctx:strings, ctx:statements, ctx:policies, ctx:allows,
+-- ctx:allowed_statements and ctx:resources_of are cached for the scan (a template does not change while
 -- it is scanned; rules run one after the other on the same values): they are
 -- shared, so read them, never modify them.
 local json = require "lumu.json"
@@ -242,7 +245,7 @@ function M.context(template, opts)
   self._by_type = nil
   self._budget = M.MAX_STEPS
   -- per-scan caches (the template does not change during a scan)
-  self._strings, self._statements, self._policies, self._allows = {}, {}, {}, {}
+  self._strings, self._statements, self._policies, self._allows, self._allowed = {}, {}, {}, {}, {}
   return self
 end
 
@@ -250,7 +253,7 @@ end
 -- same template content (same resources, parameter values and mappings).
 -- Internal (lumu.nag.engine).
 function M.share(ctx, from)
-  for _, k in ipairs({ "_strings", "_statements", "_policies", "_allows", "_by_type" }) do
+  for _, k in ipairs({ "_strings", "_statements", "_policies", "_allows", "_allowed", "_by_type" }) do
     if from[k] ~= nil then ctx[k] = from[k] end
   end
   return ctx
@@ -864,6 +867,20 @@ local function allows(self, stmt)
 end
 
 Context.allows = memo("_allows", allows)
+
+Context.allowed_statements = memo("_allowed", function(self, resource)
+  local out = {}
+  for _, pol in ipairs(self:policies(resource)) do
+    for _, st in ipairs(self:statements(pol.doc)) do
+      if self:allows(st.stmt) then
+        local p = table.move(pol.path, 1, #pol.path, 1, {})
+        table.move(st.path, 1, #st.path, #p + 1, p)
+        out[#out + 1] = { stmt = st.stmt, kind = pol.kind, path = p }
+      end
+    end
+  end
+  return out
+end, function(r) return type(r) ~= "table" end)
 
 function Context:wildcard_principal(p)
   for _, e in ipairs(self:values(p)) do

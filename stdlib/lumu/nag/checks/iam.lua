@@ -23,20 +23,18 @@ local function service_star(a)
   return type(a) == "string" and a:byte(-1) == 42 and a:find("^[%w%-]+:%*$") ~= nil -- 42: "*"
 end
 
--- Runs fn(ctx, stmt, doc_kind) over the statements of the policies of r
--- whose kind is in `kinds`; fn returns the key of the statement at fault
+-- Runs fn(ctx, stmt, doc_kind) over the Allow statements of the policies of
+-- r whose kind is in `kinds`; fn returns the key of the statement at fault
 -- ("Action", "Principal", ...) and a detail, or nil.  -> violations
 local function each_statement(ctx, r, kinds, fn)
   local found = {}
-  for _, pol in ipairs(ctx:policies(r)) do
-    if kinds[pol.kind] then
-      for _, st in ipairs(ctx:statements(pol.doc)) do
-        local key, detail = fn(ctx, st.stmt, pol.kind)
-        if key then
-          local p = path(pol.path, table.unpack(st.path))
-          p[#p + 1] = key
-          found[#found + 1] = { path = p, detail = detail }
-        end
+  for _, e in ipairs(ctx:allowed_statements(r)) do
+    if kinds[e.kind] then
+      local key, detail = fn(ctx, e.stmt, e.kind)
+      if key then
+        local p = path(e.path)
+        p[#p + 1] = key
+        found[#found + 1] = { path = p, detail = detail }
       end
     end
   end
@@ -52,7 +50,6 @@ local ANY_DOC = { resource = true, trust = true, identity = true }
 
 local function action_check(kinds, pred, what)
   local function fn(ctx, stmt)
-    if not ctx:allows(stmt) then return nil end
     for _, a in ipairs(ctx:strings(stmt.Action)) do
       if pred(a) then return "Action", what .. " '" .. a .. "'" end
     end
@@ -66,7 +63,7 @@ end
 -- for which fn(ctx, stmt) is true.
 local function statement_check(kinds, key, fn)
   local function test(ctx, stmt)
-    if ctx:allows(stmt) and fn(ctx, stmt) then return key end
+    if fn(ctx, stmt) then return key end
   end
   return function(r, _, _, ctx)
     return each_statement(ctx, r, kinds, test)
