@@ -181,10 +181,10 @@ static int freeze_value(lua_State *L, void *nullp, lua_Integer depth, lua_Intege
             lua_settop(L, t);
             return 0;
         }                      /* t, mt, out, k, v, copy */
-        lua_remove(L, -2);     /* t, mt, out, k, copy */
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);     /* t, mt, out, k, k, copy */
-        lua_rawset(L, t + 2);  /* t, mt, out, k */
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -2);  /* t, mt, out, k, v, copy, k, copy */
+        lua_rawset(L, t + 2);  /* t, mt, out, k, v, copy */
+        lua_settop(L, -3);     /* t, mt, out, k */
     }
     if (has_mt) {
         lua_pushvalue(L, t + 1);

@@ -222,6 +222,27 @@ static void noenv_ignores_LUA_PATH(void **state)
     unsetenv("LUA_PATH");
 }
 
+/* The global type is lumu's (fast_type): the same answers as the base
+ * library's, the same error without an argument. */
+static void type_answers_as_the_base_library(void **state)
+{
+    (void)state;
+    lua_State *L = harness_state();
+    char buf[512];
+    assert_true(harness_eval(L,
+        "local co = coroutine.create(print)\n"
+        "local vals = { nil, true, 0, 1.5, 's', {}, print, co, io.stdout }\n"
+        "local out = {}\n"
+        "for i = 1, 9 do out[i] = type(vals[i]) end\n"
+        "out[#out + 1] = tostring(type(nil) == 'nil' and type('x') == 'string')\n"
+        "out[#out + 1] = select(2, pcall(type))\n"
+        "return table.concat(out, ' ')",
+        buf, sizeof buf));
+    assert_string_equal(buf, "nil boolean number number string table function thread userdata true "
+                             "bad argument #1 to 'type' (value expected)");
+    harness_close(L);
+}
+
 int main(void)
 {
     lumu_track_enable(0);
@@ -234,6 +255,7 @@ int main(void)
         cmocka_unit_test(lua_modules_tree_is_on_the_path),
         cmocka_unit_test(stdlib_from_disk_with_LUMU_STDLIB),
         cmocka_unit_test(noenv_ignores_LUA_PATH),
+        cmocka_unit_test(type_answers_as_the_base_library),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
