@@ -365,7 +365,8 @@ function M.network_check(d)
   local ids = {}
   for id in pairs(res) do ids[#ids + 1] = id end
   table.sort(ids)
-  for _, id in ipairs(ids) do
+  for i = 1, #ids do
+    local id = ids[i]
     local r = res[id]
     if type(r) == "table" and r.Type == "AWS::EC2::Subnet" and type(r.Properties) == "table" then
       local vref = type(r.Properties.VpcId) == "table" and r.Properties.VpcId.Ref
@@ -436,7 +437,8 @@ function M.realign_subnets(d, before, model)
     end
   end
   table.sort(ids)
-  for _, vid in ipairs(ids) do
+  for i = 1, #ids do
+    local vid = ids[i]
     local r = res[vid]
     if type(r) == "table" and r.Type == "AWS::EC2::VPC" and type(r.Properties) == "table" and not secondary[vid] then
       local c, p = cidr_value(d, r.Properties.CidrBlock)
@@ -831,7 +833,10 @@ local function pairs_json(t, k1, k2)
   local keys = sorted_keys(t)
   if #keys == 0 then return "[]\n" end
   local list = {}
-  for i, k in ipairs(keys) do list[i] = { [k1] = tostring(k), [k2] = tostring(t[k]) } end
+  for i = 1, #keys do
+    local k = keys[i]
+    list[i] = { [k1] = tostring(k), [k2] = tostring(t[k]) }
+  end
   return json.encode(list, { pretty = true, sort_keys = true })
 end
 

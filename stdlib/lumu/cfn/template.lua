@@ -174,7 +174,8 @@ function Template:parameter(name, def)
   if dv ~= nil and type(dv) ~= "string" and type(dv) ~= "number" and type(dv) ~= "boolean" then
     argerr(2, "parameter", "Default must be a string or number, got " .. show(dv))
   end
-  for _, k in ipairs(PARAMETER_STRINGS) do
+  for i = 1, #PARAMETER_STRINGS do
+    local k = PARAMETER_STRINGS[i]
     if def[k] ~= nil and type(def[k]) ~= "string" then
       argerr(2, "parameter", k .. " must be a string, got " .. show(def[k]))
     end
@@ -182,7 +183,8 @@ function Template:parameter(name, def)
   if def.Description and #def.Description > 4000 then
     argerr(2, "parameter", "Description is longer than 4000 bytes")
   end
-  for _, k in ipairs(PARAMETER_NUMBERS) do
+  for i = 1, #PARAMETER_NUMBERS do
+    local k = PARAMETER_NUMBERS[i]
     if def[k] ~= nil and not is_number_like(def[k]) then
       argerr(2, "parameter", k .. " must be a number, got " .. show(def[k]))
     end
@@ -370,7 +372,8 @@ function Template:resource(id, typ, props, opts)
     if opts.UpdateReplacePolicy ~= nil then
       res.UpdateReplacePolicy = policy(opts.UpdateReplacePolicy, REPLACE_POLICIES, "UpdateReplacePolicy")
     end
-    for _, k in ipairs(RESOURCE_TABLE_OPTS) do
+    for i = 1, #RESOURCE_TABLE_OPTS do
+      local k = RESOURCE_TABLE_OPTS[i]
       local v = opts[k]
       if v ~= nil then
         if type(v) ~= "table" or util.kind(v) == "array" then
@@ -437,7 +440,9 @@ local function ordered_section(sec, each, copy)
   if #sec.order == 0 then return nil end
   local out = {}
   local values = sec.values
-  for _, name in ipairs(sec.order) do
+  local names = sec.order
+  for i = 1, #names do
+    local name = names[i]
     out[name] = each(copy(values[name]))
   end
   return util.ordered(out, sec.order)

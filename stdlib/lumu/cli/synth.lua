@@ -74,8 +74,8 @@ local OUR_FILE = { "%.template%.json$", "%.template%.yaml$", "%.parameters%.json
 
 local function ours(name)
   if name == "README.txt" or name == "assets" then return true end
-  for _, p in ipairs(OUR_FILE) do
-    if name:match(p) then return true end
+  for i = 1, #OUR_FILE do
+    if name:match(OUR_FILE[i]) then return true end
   end
   return false
 end

@@ -39,10 +39,13 @@ end
 
 --- Stack tags as mu sets them (mu:type, mu:environment, mu:service,
 -- mu:provider, mu:revision, mu:repo) plus mu:version = lumu's version.
+local TAG_FIELDS = { "environment", "service", "provider", "revision", "repo", "name" }
+
 function M.tags(kind, fields)
   fields = fields or {}
   local t = { ["mu:type"] = kind, ["mu:version"] = require("lumu.version").version }
-  for _, k in ipairs({ "environment", "service", "provider", "revision", "repo", "name" }) do
+  for i = 1, #TAG_FIELDS do
+    local k = TAG_FIELDS[i]
     if fields[k] ~= nil then t["mu:" .. k] = tostring(fields[k]) end
   end
   return t

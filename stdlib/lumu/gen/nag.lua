@@ -227,7 +227,8 @@ local function w5(v, tpl)
     return table.concat(actions, ", ") .. " on '*' is limited by the condition " .. table.concat(keys, ", ")
   end
   local all_none, all_read = true, true
-  for _, a in ipairs(actions) do
+  for i = 1, #actions do
+    local a = actions[i]
     if a:find("*", 1, true) then return nil end -- a wildcard action on '*' is never justified here
     if not M.NO_RESOURCE_ACTIONS[a] then all_none = false end
     if not M.NO_RESOURCE_ACTIONS[a] and not read_only(a) then all_read = false end

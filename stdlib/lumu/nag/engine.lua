@@ -307,7 +307,8 @@ end
 local function read_suppressions(meta, base, known, problems)
   local out = {}
   if type(meta) ~= "table" then return out end
-  for _, section in ipairs(SECTIONS) do
+  for i = 1, #SECTIONS do
+    local section = SECTIONS[i]
     local s = meta[section]
     if s ~= nil then
       local sp = base .. "." .. section
@@ -456,7 +457,9 @@ end
 local function subjects(template)
   local resources = type(template.Resources) == "table" and template.Resources or {}
   local ids = {}
-  for _, id in ipairs(sorted_names(resources)) do
+  local names = sorted_names(resources)
+  for i = 1, #names do
+    local id = names[i]
     local res = resources[id]
     if type(res) == "table" and type(res.Type) == "string" then ids[#ids + 1] = id end
   end
@@ -489,7 +492,8 @@ local function run_rules(template, ctx, by_type, subj, raw)
   end
 
   local function run(list, subject, name, typ, kind, base)
-    for _, rule in ipairs(list) do
+    for i = 1, #list do
+      local rule = list[i]
       local ok, found = pcall(rule.check, subject, name, template, ctx)
       if not ok then
         error(string.format("nag: rule %s (%s) failed on %s: %s", rule.id, rule.source or "?", name,
@@ -501,12 +505,16 @@ local function run_rules(template, ctx, by_type, subj, raw)
 
   local prules = by_type.Parameter
   if prules then
-    for _, name in ipairs(subj.params) do
+    local params = subj.params
+    for i = 1, #params do
+      local name = params[i]
       run(prules, template.Parameters[name], name, "Parameter", "parameter", "Parameters." .. name)
     end
   end
   local star = by_type["*"]
-  for _, id in ipairs(subj.resources) do
+  local ids = subj.resources
+  for i = 1, #ids do
+    local id = ids[i]
     local res = subj.by_id[id]
     local list = by_type[res.Type]
     if list or star then
@@ -535,7 +543,9 @@ local function finish(template, raw, subj, c, known, opts)
     for _, pr in ipairs(problems) do problem("template", "Metadata", "Template", pr) end
   end
   local per = {}
-  for _, id in ipairs(subj.resources) do
+  local ids = subj.resources
+  for i = 1, #ids do
+    local id = ids[i]
     local res = subj.by_id[id]
     if res.Metadata ~= nil then
       local rp = {}
@@ -549,9 +559,10 @@ local function finish(template, raw, subj, c, known, opts)
   -- order: by subject (template metadata, parameters, resources, each as
   -- scanned), then rule (failures first), then discovery order
   local prank, rrank = {}, {}
-  for i, name in ipairs(subj.params) do prank[name] = i end
-  local np = #subj.params
-  for i, id in ipairs(subj.resources) do rrank[id] = np + i end
+  local params = subj.params
+  local np = #params
+  for i = 1, np do prank[params[i]] = i end
+  for i = 1, #ids do rrank[ids[i]] = np + i end
   local result = { violations = {}, suppressed = {}, rules = opts.rules, templates = 1, files = { filename } }
   -- one number per violation orders it: (subject rank, rule rank, discovery)
   local nfound, nrules = #found + 1, #c.list + 1

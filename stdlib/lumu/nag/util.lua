@@ -137,7 +137,9 @@ function M.path_string(list, base)
     if out == "" then return list end
     return list:sub(1, 1) == "[" and (out .. list) or (out .. "." .. list)
   end
-  for _, k in ipairs(list or {}) do
+  list = list or NONE
+  for i = 1, #list do
+    local k = list[i]
     if math.type(k) == "integer" then
       out = out .. "[" .. (k - 1) .. "]"
     elseif out == "" then
@@ -184,8 +186,8 @@ secret_name = function(name)
   for w in s:gmatch("[%u%d]+") do words[#words + 1] = w end
   if #words == 0 then return false end
   if NOT_SECRET_LAST[words[#words]] then return false end
-  for _, w in ipairs(words) do
-    if SECRET_WORDS[w] then return true end
+  for i = 1, #words do
+    if SECRET_WORDS[words[i]] then return true end
   end
   -- run-together names: dbpassword, APISECRET
   local flat = s:gsub("[^%u]", "")
@@ -249,11 +251,13 @@ function M.context(template, opts)
   return self
 end
 
+local CACHES = { "_strings", "_statements", "_policies", "_allows", "_allowed", "_by_type" }
+
 --- util.share(ctx, from): ctx takes over the caches of from, a context of the
 -- same template content (same resources, parameter values and mappings).
 -- Internal (lumu.nag.engine).
 function M.share(ctx, from)
-  for _, k in ipairs({ "_strings", "_statements", "_policies", "_allows", "_allowed", "_by_type" }) do
+  for _, k in ipairs(CACHES) do
     if from[k] ~= nil then ctx[k] = from[k] end
   end
   return ctx
@@ -509,7 +513,9 @@ function Context:values(v, keys)
 end
 
 function Context:possibly(v, pred, keys)
-  for _, e in ipairs(self:values(v, keys)) do
+  local vals = self:values(v, keys)
+  for i = 1, #vals do
+    local e = vals[i]
     if pred(e.v) then return true, e.via end
   end
   return false
@@ -747,15 +753,17 @@ local function list_items(self, v)
   -- a list whose items may be Fn::If / NoValue: -> {{v=, index=}}
   local out = {}
   local vals = plain(v) and { { v = v } } or self:values(v)
-  for _, e in ipairs(vals) do
+  for j = 1, #vals do
+    local e = vals[j]
     if type(e.v) == "table" and not intrinsic(e.v) and (#e.v > 0 or next(e.v) == nil)
         and getmetatable(e.v) ~= json.object_mt then
       for i, item in ipairs(e.v) do
-        local vals = plain(item) and { { v = item }, unknown = NONE } or self:values(item)
-        for _, x in ipairs(vals) do
+        local ivals = plain(item) and { { v = item }, unknown = NONE } or self:values(item)
+        for k = 1, #ivals do
+          local x = ivals[k]
           if x.v ~= ABSENT then out[#out + 1] = { v = x.v, index = i } end
         end
-        if #vals == 0 and #vals.unknown > 0 then
+        if #ivals == 0 and #ivals.unknown > 0 then
           -- not knowable before deploy (Ref to a resource, Fn::Sub of a
           -- pseudo parameter ...): keep the raw item for ctx:refs/ctx:text
           out[#out + 1] = { v = item, index = i, unknown = true }
@@ -780,11 +788,14 @@ statements_of = function(self, doc)
     doc = ok and d or nil
   end
   local out = {}
-  for _, dv in ipairs(self:values(doc)) do
-    local d = dv.v
+  local docs = self:values(doc)
+  for i = 1, #docs do
+    local d = docs[i].v
     if type(d) == "table" and not intrinsic(d) then
       if type(d) == "table" and d.Statement ~= nil then
-        for _, item in ipairs(list_items(self, d.Statement)) do
+        local items = list_items(self, d.Statement)
+        for j = 1, #items do
+          local item = items[j]
           if type(item.v) == "table" and not intrinsic(item.v) then
             out[#out + 1] = { stmt = item.v, path = item.index and { "Statement", item.index } or { "Statement" } }
           end
@@ -860,8 +871,8 @@ end
 local function allows(self, stmt)
   local vals = self:values(stmt.Effect)
   if #vals.unknown > 0 then return true end
-  for _, e in ipairs(vals) do
-    if e.v == "Allow" then return true end
+  for i = 1, #vals do
+    if vals[i].v == "Allow" then return true end
   end
   return false
 end
@@ -870,8 +881,12 @@ Context.allows = memo("_allows", allows)
 
 Context.allowed_statements = memo("_allowed", function(self, resource)
   local out = {}
-  for _, pol in ipairs(self:policies(resource)) do
-    for _, st in ipairs(self:statements(pol.doc)) do
+  local pols = self:policies(resource)
+  for i = 1, #pols do
+    local pol = pols[i]
+    local sts = self:statements(pol.doc)
+    for j = 1, #sts do
+      local st = sts[j]
       if self:allows(st.stmt) then
         local p = table.move(pol.path, 1, #pol.path, 1, {})
         table.move(st.path, 1, #st.path, #p + 1, p)
@@ -916,8 +931,9 @@ end
 --- Concatenates two path lists (returns a new list).
 function M.path(base, ...)
   local out = {}
-  for _, k in ipairs(base or {}) do out[#out + 1] = k end
-  for _, k in ipairs({ ... }) do out[#out + 1] = k end
+  local n = base and #base or 0
+  for i = 1, n do out[i] = base[i] end
+  for i = 1, select("#", ...) do out[n + i] = (select(i, ...)) end
   return out
 end
 

@@ -28,7 +28,9 @@ end
 -- ("Action", "Principal", ...) and a detail, or nil.  -> violations
 local function each_statement(ctx, r, kinds, fn)
   local found = {}
-  for _, e in ipairs(ctx:allowed_statements(r)) do
+  local list = ctx:allowed_statements(r)
+  for i = 1, #list do
+    local e = list[i]
     if kinds[e.kind] then
       local key, detail = fn(ctx, e.stmt, e.kind)
       if key then
@@ -50,7 +52,9 @@ local ANY_DOC = { resource = true, trust = true, identity = true }
 
 local function action_check(kinds, pred, what)
   local function fn(ctx, stmt)
-    for _, a in ipairs(ctx:strings(stmt.Action)) do
+    local actions = ctx:strings(stmt.Action)
+    for i = 1, #actions do
+      local a = actions[i]
       if pred(a) then return "Action", what .. " '" .. a .. "'" end
     end
   end
@@ -165,7 +169,9 @@ local rules = {
     types = IDENTITY,
     check = statement_check(IDENTITY_DOC, "Resource", function(ctx, stmt)
       local passes = false
-      for _, a in ipairs(ctx:strings(stmt.Action)) do
+      local actions = ctx:strings(stmt.Action)
+      for i = 1, #actions do
+        local a = actions[i]
         -- only a pattern starting with i, I, * or ? can match (byte values)
         local c = a:byte(1)
         if (c == 105 or c == 73 or c == 42 or c == 63) and not is_star(a) and util.glob_match(a, "iam:PassRole") then

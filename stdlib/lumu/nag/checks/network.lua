@@ -60,7 +60,8 @@ local function exposure(ctx, e)
           if f.v == util.ABSENT or t.v == util.ABSENT or a == -1 or (a and b and a <= 0 and b >= 65535) then
             res.all = true
           elseif a and b then
-            for _, port in ipairs(SENSITIVE) do
+            for i = 1, #SENSITIVE do
+              local port = SENSITIVE[i]
               if port >= a and port <= b then res.ports[port] = true end
             end
             res.other = true
