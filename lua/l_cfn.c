@@ -21,6 +21,11 @@
  *   see something else than the raw table (a __pairs metamethod).
  * check_ok(template, size, env) -> boolean: true when cfn.check would find
  *   no problem (cfn_check.c).
+ * intrinsic(v [, condition]) -> key, argument | nil: v is a table holding
+ *   exactly one (raw) key, a string naming an intrinsic function: "Ref",
+ *   "Fn::..." or, with `condition` true, "Condition".
+ * intrinsic_name(v) -> key | nil: the same with "Condition" accepted, the
+ *   key only (lumu.nag.util.intrinsic).
  */
 #include "cfn_check.h"
 #include "convert.h"
@@ -344,6 +349,49 @@ static int cfn_values(lua_State *L)
 }
 
 /* ---------------------------------------------------------------------------
+ * intrinsic
+ * ------------------------------------------------------------------------- */
+
+/* For intrinsic and intrinsic_name: leaves v, key, argument at 1..3 and
+ * returns 1 when the table at 1 is one intrinsic function call, else 0.
+ * [-0, +?, -] */
+static int one_call(lua_State *L, int condition)
+{
+    if (lua_type(L, 1) != LUA_TTABLE)
+        return 0;
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    if (!lua_next(L, 1) || lua_type(L, 2) != LUA_TSTRING)
+        return 0;                         /* v, key, argument */
+    size_t len;
+    const char *k = lua_tolstring(L, 2, &len);
+    if (!((len == 3 && memcmp(k, "Ref", 3) == 0) || (len >= 4 && memcmp(k, "Fn::", 4) == 0) ||
+          (condition && len == 9 && memcmp(k, "Condition", 9) == 0)))
+        return 0;
+    lua_pushvalue(L, 2);
+    return !lua_next(L, 1);               /* a second key: not a call */
+}
+
+static int cfn_intrinsic(lua_State *L)
+{
+    if (!one_call(L, lua_toboolean(L, 2))) {
+        lua_pushnil(L);
+        return 1;
+    }
+    return 2;
+}
+
+static int cfn_intrinsic_name(lua_State *L)
+{
+    if (!one_call(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------
  * module
  * ------------------------------------------------------------------------- */
 
@@ -353,6 +401,8 @@ int luaopen_lumu__cfn(lua_State *L)
         {"check_ok", lumu_cfn_check_ok},
         {"copy", cfn_copy},
         {"freeze", cfn_freeze},
+        {"intrinsic", cfn_intrinsic},
+        {"intrinsic_name", cfn_intrinsic_name},
         {"scan", cfn_scan},
         {"values", cfn_values},
         {NULL, NULL}};

@@ -159,6 +159,36 @@ describe("lumu.cfn intrinsics", function()
     assert.is_nil(cfn.is_intrinsic({ Name = "x" }))
     assert.is_nil(cfn.is_intrinsic("Ref"))
   end)
+
+  it("is_intrinsic answers the same in C and in Lua, and so does lumu.nag.util's", function()
+    local util = require "lumu.cfn.util"
+    local nagutil = require "lumu.nag.util"
+    local t = cfn.template()
+    local handle = t:parameter("P", { Type = "String" })
+    local arg = { "a", "b" }
+    local cases = { { Ref = "X" }, { ["Fn::Join"] = arg }, { Condition = "C" }, { Ref = "X", Other = 1 },
+      { Name = "x" }, { ["Fn:"] = 1 }, { ["Fn::"] = 1 }, { Re = 1 }, { Refs = 1 }, { [1] = "Ref" }, {}, "Ref", 7,
+      false, json.null, handle, setmetatable({ Ref = "X" }, { __pairs = function() return next, {} end }) }
+    local use_c = util.use_c
+    for i = 1, #cases + 1 do -- and nil
+      local v = cases[i]
+      for _, cond in ipairs({ false, true }) do
+        util.use_c = true
+        local ck, ca = util.intrinsic(v, cond)
+        util.use_c = false
+        local lk, la = util.intrinsic(v, cond)
+        util.use_c = use_c
+        assert.are.equal(lk, ck, "case " .. i)
+        assert.are.equal(la, ca, "case " .. i)
+      end
+      -- nag's: Condition always, the key only (one value)
+      local want = type(v) == "table" and v ~= handle and util.intrinsic(v, true) or nil
+      if v == handle then want = nil end
+      assert.are.equal(want, nagutil.intrinsic(v), "nag case " .. i)
+      assert.are.equal(1, select("#", nagutil.intrinsic(v)))
+    end
+    assert.are.equal(arg, select(2, util.intrinsic(cases[2])))
+  end)
 end)
 
 -- Position of `needle` in `s` (must be there).

@@ -26,6 +26,7 @@ if not core_ok or type(core) ~= "table" then core = nil end
 M.core = core
 local c_freeze = core and core.freeze
 local c_copy = core and core.copy
+local c_intrinsic = core and core.intrinsic
 M.use_c = core ~= nil -- false: the Lua versions only (tests compare the two)
 
 -- Handles returned by the template builder (resources, parameters,
@@ -185,7 +186,9 @@ end
 -- also accepts {Condition = name} (valid inside Fn::And/Or/Not and Conditions).
 local byte = string.byte
 function M.intrinsic(v, with_condition)
-  if type(v) ~= "table" or HANDLES[v] ~= nil then return nil end
+  if HANDLES[v] ~= nil then return nil end
+  if c_intrinsic and M.use_c then return c_intrinsic(v, with_condition) end
+  if type(v) ~= "table" then return nil end
   local k, arg = next(v)
   if type(k) ~= "string" or next(v, k) ~= nil then return nil end
   if k == "Ref" or (with_condition and k == "Condition") then return k, arg end

@@ -106,6 +106,11 @@ function M.intrinsic(v)
   if k == "Ref" or k == "Condition" or k:sub(1, 4) == "Fn::" then return k end
   return nil
 end
+-- the same in C (one call instead of five), when the binary has it
+do
+  local ok, core = pcall(require, "lumu._cfn")
+  if ok and type(core) == "table" and core.intrinsic_name then M.intrinsic = core.intrinsic_name end
+end
 local intrinsic = M.intrinsic
 
 function M.truthy(x)
