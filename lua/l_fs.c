@@ -6,6 +6,7 @@
  * belong to a to-be-closed userdata, so a memory error never leaks them.
  *
  *   read(path) -> string | nil, err
+ *   same(path, data) -> boolean    the file holds exactly data (no Lua memory)
  *   write(path, data, mode) -> true | nil, err     atomic; mode -1 = 0644 & ~umask
  *   append(path, data, mode) -> true | nil, err    mode used on creation only
  *   mkdir(path, mode) -> true | nil, err           with parents (mkdir -p)
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,46 @@ static int fs_read(lua_State *L)
     }
     luaL_pushresult(&b); /* path fdbox data */
     lua_closeslot(L, 2);
+    return 1;
+}
+
+/* same(path, data) -> true when path is a regular file holding exactly the
+ * bytes of data; false otherwise (missing, unreadable, another size or
+ * content).  Compares in pieces as it reads, so checking that an output is
+ * up to date allocates nothing (fs.read would make a Lua string of the file,
+ * and the garbage collector pay for it).  No descriptor outlives the call:
+ * nothing here can raise between open and close. */
+static int fs_same(lua_State *L)
+{
+    const char *path = fs_checkpath(L, 1);
+    size_t n;
+    const char *data = luaL_checklstring(L, 2, &n);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    struct stat st;
+    int same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size == (uintmax_t)n;
+    char buf[32768];
+    size_t off = 0;
+    while (same) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            same = 0;
+        } else if (r == 0) {
+            same = off == n; /* EOF: the whole file was compared */
+            break;
+        } else if ((size_t)r > n - off || memcmp(buf, data + off, (size_t)r) != 0) {
+            same = 0;        /* longer than data (it grew), or different */
+        } else {
+            off += (size_t)r;
+        }
+    }
+    close(fd);
+    lua_pushboolean(L, same);
     return 1;
 }
 
@@ -434,6 +476,7 @@ int luaopen_lumu__fs(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"read", fs_read},
+        {"same", fs_same},
         {"write", fs_write},
         {"append", fs_append},
         {"mkdir", fs_mkdir},

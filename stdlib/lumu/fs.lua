@@ -9,6 +9,9 @@
 -- bits (tonumber("600", 8) == 384).  Valid range 0..07777.
 --
 -- fs.read(path) -> string | nil, err            whole file, binary-safe
+-- fs.same(path, data) -> boolean                path is a regular file holding
+--   exactly data (false when it is missing or unreadable); reads without
+--   making a Lua string of the file
 -- fs.write(path, data [, opts]) -> true | nil, err
 --   Atomic replace: writes a temp file ".<name>.tmp-XXXXXXXXXXXX" in the same
 --   directory, fsyncs it and renames it over path (a symlink at path is
@@ -82,6 +85,7 @@ local function opts_mode(opts, n, fname)
 end
 
 M.read = core.read
+M.same = core.same
 M.remove = core.remove
 M.realpath = core.realpath
 M.cwd = core.cwd

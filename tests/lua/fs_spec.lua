@@ -52,6 +52,23 @@ describe("lumu.fs", function()
       assert.equal(big, fs.read(dir .. "/big"))
     end)
 
+    it("same() compares a file with a string without reading it into Lua", function()
+      local big = string.rep("0123456789abcdef", 300000) -- several read pieces
+      assert.is_true(fs.write(dir .. "/big", big))
+      assert.is_true(fs.same(dir .. "/big", big))
+      assert.is_false(fs.same(dir .. "/big", big:sub(1, -2) .. "x")) -- last byte differs
+      assert.is_false(fs.same(dir .. "/big", "x" .. big:sub(2)))      -- first byte differs
+      assert.is_false(fs.same(dir .. "/big", big .. "!"))             -- longer
+      assert.is_false(fs.same(dir .. "/big", big:sub(1, 40000)))      -- shorter
+      touch(dir .. "/empty")
+      assert.is_true(fs.same(dir .. "/empty", ""))
+      assert.is_false(fs.same(dir .. "/empty", "a"))
+      assert.is_false(fs.same(dir .. "/nope", ""))                    -- missing
+      assert.is_false(fs.same(dir, ""))                               -- a directory
+      assert.is_false(fs.same("/proc/self/status", ""))               -- not sized like its content
+      assert.has_error(function() fs.same(dir .. "/big") end)
+    end)
+
     it("reads files without a size (procfs)", function()
       local s = fs.read("/proc/self/status")
       assert.matches("Name:", s)

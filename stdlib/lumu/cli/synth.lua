@@ -219,7 +219,7 @@ function M._update(dir, files)
       if not ok then return nil, err end
       dirs[sub] = true
     end
-    if fs.read(full) ~= data then
+    if not fs.same(full, data) then
       local tmp = fs.join(fs.dirname(full), tmpname)
       local ok, err = write_file(tmp, data)
       if ok then ok, err = os.rename(tmp, full) end
