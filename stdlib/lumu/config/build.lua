@@ -10,7 +10,6 @@
 -- build(doc, opts) -> model, warnings | nil, problems
 -- problem = { where=, path=, message=, severity="error"|"warning" }.
 local schema = require "lumu.config.schema"
-local regex = require "lumu.config.regex"
 
 local M = {}
 
@@ -1023,7 +1022,7 @@ local function build_overrides(ctx, overrides)
       if type(stack) ~= "string" or stack == "" then
         ctx:error(where, path, "the stack name pattern must be a non-empty string, got " .. ctx:describe(stack))
       else
-        local re, err = regex.compile(stack)
+        local re, err = require("lumu.config.regex").compile(stack) -- loaded when there are overrides
         if not re then
           ctx:error(where, path, "bad stack name pattern " .. schema.quote(stack) .. ": " .. err)
         end

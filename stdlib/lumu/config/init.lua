@@ -41,7 +41,6 @@
 --   (environment names match case-insensitively, like mu)
 -- See docs/model.md for the model itself.
 local build = require "lumu.config.build"
-local regex = require "lumu.config.regex"
 
 local M = {}
 
@@ -232,7 +231,7 @@ function M.stack_matches(entry, stackname)
   if entry.pattern then return stackname:match(entry.pattern) ~= nil end
   local re = compiled[entry]
   if re == nil then
-    re = regex.compile(entry.stack) or false
+    re = require("lumu.config.regex").compile(entry.stack) or false
     compiled[entry] = re
   end
   return re and re:match(stackname) or false
