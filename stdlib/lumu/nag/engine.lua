@@ -296,7 +296,7 @@ M.locate = locate
 -- Suppressions
 -- ---------------------------------------------------------------------------
 
-local SECTIONS = { "lumu_nag", "cfn_nag" }
+local SECTIONS = { "lumu_nag", "cfn_nag" } -- finish() tests for both by index
 
 local function is_list(t)
   return type(t) == "table" and getmetatable(t) ~= json.object_mt and (#t > 0 or next(t) == nil)
@@ -355,11 +355,12 @@ end
 -- of rule, or nil.
 local function suppression_for(v, rule, list)
   if rule.engine then return nil end
-  for _, s in ipairs(list) do
+  for i = 1, #list do
+    local s = list[i]
     if s.source == "lumu_nag" then
       if s.id == v.rule then return s end
-    else
-      for _, a in ipairs(rule.aliases or {}) do
+    elseif rule.aliases then
+      for _, a in ipairs(rule.aliases) do
         if a == s.id then return s end
       end
     end
@@ -547,7 +548,9 @@ local function finish(template, raw, subj, c, known, opts)
   for i = 1, #ids do
     local id = ids[i]
     local res = subj.by_id[id]
-    if res.Metadata ~= nil then
+    local meta = res.Metadata
+    -- only a Metadata holding a suppression section has anything to read
+    if type(meta) == "table" and (meta[SECTIONS[1]] ~= nil or meta[SECTIONS[2]] ~= nil) then
       local rp = {}
       per[id] = read_suppressions(res.Metadata, "Resources." .. id .. ".Metadata", known, rp)
       if sup_rule then
@@ -569,13 +572,16 @@ local function finish(template, raw, subj, c, known, opts)
   local by_rank = {}
   local by_id, order = c.by_id, c.order
   local positions = map ~= nil and next(map) ~= nil
-  local none = {}
-  for i, f in ipairs(found) do
+  local suppress = not opts.no_suppress
+  local nglobal = #global
+  for i = 1, #found do
+    local f = found[i]
     local s
-    if not opts.no_suppress then
+    if suppress then
       local rule = by_id[f.rule]
-      if f.kind == "resource" then s = suppression_for(f, rule, per[f.resource] or none) end
-      if not s then s = suppression_for(f, rule, global) end
+      local own = f.kind == "resource" and per[f.resource]
+      if own then s = suppression_for(f, rule, own) end
+      if not s and nglobal > 0 then s = suppression_for(f, rule, global) end
     end
     local pos = positions and locate(map, f.path) or nil
     local v = {
@@ -591,7 +597,7 @@ local function finish(template, raw, subj, c, known, opts)
   end
   for _, list in ipairs({ result.violations, result.suppressed }) do
     table.sort(list)
-    for i, r in ipairs(list) do list[i] = by_rank[r] end
+    for i = 1, #list do list[i] = by_rank[list[i]] end
   end
   return result
 end
