@@ -84,13 +84,7 @@ function M.sort_versions(map)
   return list
 end
 
-function M.names(ns)
-  return {
-    bucket = common.stack_name(ns, "bucket", "servicecatalog"),
-    iam = common.stack_name(ns, "iam", "portfolio", "common"),
-    portfolio = common.stack_name(ns, "portfolio", "common"),
-  }
-end
+M.names = common.catalog_names
 
 local function bucket_template()
   local t = cfn.template({ description = "lumu Service Catalog template bucket" })

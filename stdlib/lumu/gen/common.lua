@@ -27,6 +27,16 @@ function M.stack_name(ns, kind, ...)
   return table.concat(parts, "-")
 end
 
+--- The shared stacks of the Service Catalog (lumu.gen.catalog.names): here so
+-- that placing stacks (lumu.gen.org) need not load the catalog generator.
+function M.catalog_names(ns)
+  return {
+    bucket = M.stack_name(ns, "bucket", "servicecatalog"),
+    iam = M.stack_name(ns, "iam", "portfolio", "common"),
+    portfolio = M.stack_name(ns, "portfolio", "common"),
+  }
+end
+
 --- The export name of a stack's output: <stack>-<Output>.
 function M.export_name(stack, output)
   return stack .. "-" .. output

@@ -431,12 +431,7 @@ function M.place(model, stacks, environments)
   local o = model.organization
   local catalog_place = (o and o.vending and M.placement(o, model)) or M.placement(model.tools, model)
   local cat_names = {}
-  do
-    local ok, catalog = pcall(require, "lumu.gen.catalog")
-    if ok then
-      for _, n in pairs(catalog.names(ns)) do cat_names[n] = true end
-    end
-  end
+  for _, n in pairs(common.catalog_names(ns)) do cat_names[n] = true end
   for _, d in ipairs(stacks) do
     if d.account == nil and d.profile == nil and d.role == nil then
       local where
