@@ -36,10 +36,20 @@ M.fmtnum = fmtnum
 
 local function is_ident(k) return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil end
 
+local idents, nidents = {}, 0 -- key -> is_ident(key), for the keys seen (bounded)
+
 local function join(path, key)
-  if math.type(key) == "integer" then return path .. "[" .. key .. "]" end
-  key = tostring(key)
-  if is_ident(key) then
+  local tk = type(key)
+  if tk == "number" and math.type(key) == "integer" then return path .. "[" .. key .. "]" end
+  if tk ~= "string" then key = tostring(key) end
+  local ident = idents[key]
+  if ident == nil then
+    if nidents >= 4096 then idents, nidents = {}, 0 end
+    ident = is_ident(key)
+    idents[key] = ident
+    nidents = nidents + 1
+  end
+  if ident then
     if path == "" then return key end
     return path .. "." .. key
   end
@@ -412,10 +422,16 @@ local function copy_any(v, ctx, path, where, depth, onpath)
 end
 M.copy_any = copy_any
 
+-- A record node's field names, sorted (cached: schema nodes do not change
+-- once built, and every record of a config is checked against one).
+local names_of = setmetatable({}, { __mode = "k" })
 local function field_names(node)
-  local names = {}
+  local names = names_of[node]
+  if names and names.fields == node.fields then return names end
+  names = { fields = node.fields }
   for k in pairs(node.fields) do names[#names + 1] = k end
   table.sort(names)
+  names_of[node] = names
   return names
 end
 
@@ -450,17 +466,21 @@ check_record = function(node, v, ctx, path, where)
     end
   end
   local out = { _where = where, _path = path, _keys = {} }
-  for _, fname in ipairs(field_names(node)) do
+  local fnames = field_names(node)
+  for i = 1, #fnames do
+    local fname = fnames[i]
     local fnode = node.fields[fname]
     local key = given[fname]
     local val = key and v[key]
     if ctx:is_null(val) then val = nil end
-    local fpath = join(path, key or fname)
-    local fwhere = key and ctx:at(v, key, where) or where
     if val == nil then
       if fnode.required and not bad then ctx:error(where, path, "missing required key '" .. fname .. "'") end
+      -- the path only matters to a record default that is checked
+      local fpath = fnode.t == "record" and fnode.fill and join(path, key or fname) or path
       out[fname] = default_of(fnode, ctx, fpath, where)
     else
+      local fpath = join(path, key or fname)
+      local fwhere = key and ctx:at(v, key, where) or where
       out._keys[fname] = fwhere
       out[fname] = check(fnode, val, ctx, fpath, fwhere)
     end

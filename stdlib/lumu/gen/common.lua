@@ -50,10 +50,11 @@ end
 --- Stack tags as mu sets them (mu:type, mu:environment, mu:service,
 -- mu:provider, mu:revision, mu:repo) plus mu:version = lumu's version.
 local TAG_FIELDS = { "environment", "service", "provider", "revision", "repo", "name" }
+local version = require "lumu.version"
 
 function M.tags(kind, fields)
   fields = fields or {}
-  local t = { ["mu:type"] = kind, ["mu:version"] = require("lumu.version").version }
+  local t = { ["mu:type"] = kind, ["mu:version"] = version.version } -- read each time: tests swap it
   for i = 1, #TAG_FIELDS do
     local k = TAG_FIELDS[i]
     if fields[k] ~= nil then t["mu:" .. k] = tostring(fields[k]) end
@@ -61,16 +62,22 @@ function M.tags(kind, fields)
   return t
 end
 
+-- lumu.json's array marker and lumu.cfn.is_intrinsic, looked up once (the
+-- helpers below run for every statement of every policy)
+local array_mt, is_intrinsic
+
 --- t marked as a JSON array (an empty one stays [] in the output).
 function M.array(t)
-  return setmetatable(t or {}, require("lumu.json").array_mt)
+  array_mt = array_mt or require("lumu.json").array_mt
+  return setmetatable(t or {}, array_mt)
 end
 
 --- An IAM policy statement: Action (and a Resource list) as JSON arrays;
 -- effect defaults to "Allow".
 function M.statement(sid, actions, resources, condition, effect)
   local s = { Sid = sid, Effect = effect or "Allow", Action = M.array(actions), Resource = resources }
-  if type(resources) == "table" and not require("lumu.cfn").is_intrinsic(resources) then
+  is_intrinsic = is_intrinsic or require("lumu.cfn").is_intrinsic
+  if type(resources) == "table" and not is_intrinsic(resources) then
     s.Resource = M.array(resources)
   end
   if condition then s.Condition = condition end
