@@ -47,11 +47,11 @@ function M.import(param)
   return { ["Fn::ImportValue"] = { ["Fn::Sub"] = "${" .. param .. "}" } }
 end
 
---- Stack tags as mu sets them (mu:type, mu:environment, mu:service,
--- mu:provider, mu:revision, mu:repo) plus mu:version = lumu's version.
 local TAG_FIELDS = { "environment", "service", "provider", "revision", "repo", "name" }
 local version = require "lumu.version"
 
+--- Stack tags as mu sets them (mu:type, mu:environment, mu:service,
+-- mu:provider, mu:revision, mu:repo) plus mu:version = lumu's version.
 function M.tags(kind, fields)
   fields = fields or {}
   local t = { ["mu:type"] = kind, ["mu:version"] = version.version } -- read each time: tests swap it

@@ -73,9 +73,10 @@
 --     ctx:allows, in order; path is relative to the resource
 -- ctx:wildcard_principal(p) -> boolean   "*" or {AWS = "*"} (lists too)
 -- The results of ctx:strings, ctx:statements, ctx:policies, ctx:allows,
--- ctx:allowed_statements and ctx:resources_of are cached for the scan (a template does not change while
--- it is scanned; rules run one after the other on the same values): they are
--- shared, so read them, never modify them.
+-- ctx:allowed_statements and ctx:resources_of are cached for the scan (a
+-- template does not change while it is scanned; rules run one after the
+-- other on the same values): they are shared, so read them, never modify
+-- them.
 local json = require "lumu.json"
 
 local M = {}
